@@ -1,0 +1,30 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.avatarlab-installed
+
+.PHONY: demo test lint bench setup clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	VENV=$(VENV) bash scripts/bootstrap.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Main job on built-in defaults: the bundled portrait, analysed and animated.
+demo: $(STAMP)
+	$(PY) -m avatarlab demo -o out/demo
+
+## The test suite (installs everything first).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/face.py
+
+clean:
+	rm -rf out build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from avatarlab.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""Small helpers shared by every module: atomic outputs and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Progress bars are shown only when a human watches and the work is long enough.
+_PROGRESS_ENV = "AVATARLAB_PROGRESS"
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` and move it into place on success.
+
+    On any exception the temporary file is removed, so a failed job never leaves a
+    half-written output behind. ``suffix`` defaults to ``path``'s own suffix, so
+    writers that pick a format by extension (PyAV, OpenCV) keep working.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=suffix if suffix is not None else final.suffix,
+        dir=final.parent,
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def progress_enabled() -> bool:
+    """Whether to draw progress bars: on a terminal, unless AVATARLAB_PROGRESS=0."""
+    env = os.environ.get(_PROGRESS_ENV)
+    if env is not None:
+        return env not in ("0", "false", "no", "")
+    return sys.stderr.isatty()
+
+
+def track_progress(
+    items: Iterable[T], description: str, total: int | None = None
+) -> Iterator[T]:
+    """Iterate ``items`` with a Rich progress bar (rate and ETA) when enabled."""
+    if not progress_enabled():
+        yield from items
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _RateColumn(ProgressColumn):
+        def render(self, task):  # type: ignore[no-untyped-def]
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)

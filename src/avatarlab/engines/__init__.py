@@ -1,0 +1,1 @@
+"""avatarlab.engines"""

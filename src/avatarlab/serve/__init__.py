@@ -1,0 +1,1 @@
+"""avatarlab.serve"""
