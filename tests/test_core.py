@@ -29,6 +29,7 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
         assert tmp.suffix == ".txt"
         tmp.write_text("whole")
     assert target.read_text() == "whole"
+    assert target.stat().st_mode & 0o044, "outputs must be readable like any file, not 0600"
 
 
 def test_missing_checkpoint_names_file_and_source(tmp_path: Path, monkeypatch) -> None:

@@ -34,6 +34,10 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes files 0600; give outputs the usual umask mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

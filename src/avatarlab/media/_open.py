@@ -1,0 +1,81 @@
+"""Opening media through PyAV with avatarlab errors instead of ``av.error``.
+
+Everything in ``avatarlab.media`` opens files through :func:`open_input` and wraps
+decoding loops in :func:`av_errors`, so a user never sees a raw PyAV traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from avatarlab.errors import MediaError
+
+# Still images are read with Pillow (EXIF orientation, palette/alpha handling); every
+# other extension goes through PyAV. Animated GIFs are deliberately treated as video.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".ppm", ".pgm"}
+)
+
+
+def check_exists(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path, raising MediaError when it is missing or a folder."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{p} not found: check the path (relative paths start at {Path.cwd()})")
+    if p.is_dir():
+        raise MediaError(f"{p} is a folder, not a media file: pass a video, audio or image file")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{p} is empty (0 bytes): re-export or re-download it")
+    return p
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a still image by its extension (read with Pillow)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+_WRITE_ACTIONS = frozenset({"write", "create"})
+
+
+@contextlib.contextmanager
+def av_errors(path: str | os.PathLike[str], action: str = "read") -> Iterator[None]:
+    """Turn PyAV/FFmpeg errors raised inside the block into MediaError naming ``path``."""
+    try:
+        yield
+    except av.FFmpegError as exc:
+        hint = (
+            "check the output folder, the extension (.mp4, .mkv, .mov, .wav), the encoder "
+            "options and free disk space"
+            if action in _WRITE_ACTIONS
+            else "the file may be truncated, corrupt or not media; check that it plays in a "
+            "media player or re-encode it with ffmpeg"
+        )
+        raise MediaError(f"cannot {action} {path}: {exc}; {hint}") from exc
+
+
+def full_index(stream: av.stream.Stream) -> int:
+    """Entries in ``stream``'s index when it lists every packet (MP4/MOV), else 0.
+
+    Matroska/WebM cues list only some keyframes, so their index says nothing about
+    the frame count or truncation.
+    """
+    entries = len(stream.index_entries)
+    return entries if entries and entries == stream.frames else 0
+
+
+@contextlib.contextmanager
+def open_input(path: str | os.PathLike[str]) -> Iterator[av.container.InputContainer]:
+    """Open ``path`` for reading with PyAV; MediaError if missing or not media."""
+    p = check_exists(path)
+    with av_errors(p, "open"):
+        container = av.open(str(p), mode="r")
+    try:
+        with av_errors(p, "read"):
+            yield container
+    finally:
+        container.close()
