@@ -174,3 +174,102 @@ def _frames_of(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
 def _crop_name(path: Path, idx: int, k: int, options: CropOptions) -> str:
     stem = path.stem if is_image_path(path) else f"{path.stem}_{idx:06d}"
     return f"{stem}{f'_face{k}' if k else ''}.{options.image_format}"
+
+
+@dataclass(frozen=True)
+class FacesResult:
+    """What ``analyze_faces`` found: frame counts and the frames without a face."""
+
+    n_frames: int
+    frames_with_face: int
+    missing: str  # compact frame ranges without a face ("" when none)
+    json_path: Path
+    preview_path: Path | None
+
+
+def analyze_faces(
+    media: str | os.PathLike[str],
+    out_json: str | os.PathLike[str],
+    annotate: str | os.PathLike[str] | None = None,
+) -> FacesResult:
+    """Analyse the faces of an image or track the main face of a video; write JSON.
+
+    Images: every face (box, score, 68 landmarks, pose). Videos: one person's
+    ``FaceTrack`` (per-frame boxes, 478-point mesh, pose) plus its 68-point
+    landmarks. ``annotate`` writes a preview (image, or MP4 with the source audio).
+    Raises NoFaceError when no frame shows a face; then nothing is written.
+    """
+    from avatarlab.errors import NoFaceError
+
+    info = probe(media)
+    if not info.has_video:
+        from avatarlab.errors import NoVideoError
+
+        raise NoVideoError(f"{media} has no pictures: pass an image or a video")
+    if info.is_image:
+        return _analyze_still(info, Path(out_json), annotate)
+    from avatarlab.face.track import track_video
+
+    track = track_video(media)
+    if not track.found.any():
+        raise NoFaceError(
+            f"no face found in any of the {len(track)} frames of {media}: "
+            "use a video where a face is visible",
+            track.missing_frames,
+        )
+    data = track.to_dict()
+    lm68 = np.round(track.landmarks68().astype(np.float64), 2).astype(object)
+    lm68[~np.isfinite(lm68.astype(np.float64))] = None
+    data["landmarks68"] = lm68.tolist()
+    with atomic_output(out_json) as tmp:
+        tmp.write_text(json.dumps(data, separators=(",", ":")))
+    if annotate is not None:
+        _annotate_video(info, track, Path(annotate))
+    return FacesResult(
+        n_frames=len(track),
+        frames_with_face=int(track.found.sum()),
+        missing=describe_frames(track.missing_frames) if track.missing_frames else "",
+        json_path=Path(out_json),
+        preview_path=None if annotate is None else Path(annotate),
+    )
+
+
+def _analyze_still(info: MediaInfo, out_json: Path, annotate: Any) -> FacesResult:
+    from avatarlab.errors import NoFaceError
+    from avatarlab.face.analyze import analyze_image
+    from avatarlab.face.draw import draw_faces
+
+    image = read_image(info.path)
+    found = analyze_image(image)
+    if not found:
+        raise NoFaceError(
+            f"no face found in {info.path}: use an image where a face is clearly visible"
+        )
+    data = {
+        "format": "avatarlab.Faces/1",
+        "image": str(info.path),
+        "frame_size": [info.width, info.height],
+        "faces": [face.to_dict() for face in found],
+    }
+    with atomic_output(out_json) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+    if annotate is not None:
+        write_image(annotate, draw_faces(image, found))
+    return FacesResult(1, 1, "", out_json, None if annotate is None else Path(annotate))
+
+
+def _annotate_video(info: MediaInfo, track: Any, out: Path) -> None:
+    """Draw the track onto the source frames and write an MP4 with the source audio."""
+    from avatarlab.face.draw import draw_annotations
+    from avatarlab.face.pose import HeadPose
+    from avatarlab.media import VideoWriter, read_audio_with_rate
+
+    audio, rate = read_audio_with_rate(info.path, mono=False) if info.has_audio else (None, None)
+    fps = info.fps or 25.0
+    with VideoWriter(out, fps, audio=audio, sample_rate=rate) as writer:
+        frames = track_progress(iter_frames(info.path), "drawing preview", total=len(track))
+        for i, (frame, _t) in enumerate(frames):
+            if i < len(track) and track.found[i]:
+                pose = HeadPose(*(float(v) for v in track.pose[i]))
+                frame = draw_annotations(frame, track.boxes[i], track.landmarks[i], pose)
+            writer.write(frame)
