@@ -1,0 +1,182 @@
+"""One entry point from speech (audio or text) to per-frame mouth parameters.
+
+:func:`analyze_speech` picks the best path for its input and says which ran:
+
+==========================  =========================  ========================
+input                       path                       ``source``
+==========================  =========================  ========================
+text                        espeak-ng TTS + events     ``"espeak"``
+English audio + transcript  PocketSphinx alignment     ``"pocketsphinx-align"``
+English audio               PocketSphinx phones        ``"pocketsphinx-phones"``
+other languages / failures  VAD + spectral shape       ``"acoustic"``
+==========================  =========================  ========================
+
+A transcript that cannot be aligned falls back to phone recognition (the
+fallback is recorded in :attr:`SpeechAnalysis.notes`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatarlab.errors import AvatarLabError, OptionError
+from avatarlab.media import SPEECH_RATE, read_audio_with_rate, resample
+from avatarlab.speech.phones import Phone
+from avatarlab.speech.visemes import CoarticulationOptions, MouthTrack, mouth_track
+
+METHODS = ("auto", "espeak", "align", "phones", "acoustic")
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechAnalysis:
+    """Speech timing ready for a renderer.
+
+    Attributes:
+        audio16k: float32 mono at 16 kHz, ``(S,)``: the analysed (or synthesised) speech.
+        phones: timed phones (empty for the acoustic path).
+        mouth: per-frame mouth parameters covering the whole audio.
+        source: the path that produced ``mouth``: ``"espeak"``, ``"pocketsphinx-align"``,
+            ``"pocketsphinx-phones"`` or ``"acoustic"``.
+        audio: the speech at its native rate (22050 Hz for espeak), ``(N,)`` float32,
+            for muxing into the output video.
+        sample_rate: rate of ``audio`` in Hz.
+        notes: what the path selection did and why (fallbacks).
+    """
+
+    audio16k: np.ndarray
+    phones: list[Phone]
+    mouth: MouthTrack
+    source: str
+    audio: np.ndarray
+    sample_rate: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio16k) / SPEECH_RATE
+
+
+def is_english(language: str) -> bool:
+    """Whether a language code (``"en"``, ``"en-us"``, ``"en_GB"`` ...) is English."""
+    return language.lower().replace("_", "-").split("-")[0] in ("en", "eng", "english")
+
+
+def _default_voice(language: str) -> str:
+    """espeak voice for a language code: plain English is US English, else the code itself."""
+    code = language.lower().replace("_", "-")
+    return "en-us" if code in ("en", "eng", "english") else code
+
+
+def analyze_speech(
+    audio: np.ndarray | str | os.PathLike[str] | None = None,
+    sample_rate: int | None = None,
+    text: str | None = None,
+    transcript: str | None = None,
+    language: str = "en",
+    fps: float = 25.0,
+    voice: str | None = None,
+    method: str = "auto",
+    rate_wpm: int | None = None,
+    coarticulation: CoarticulationOptions | None = None,
+) -> SpeechAnalysis:
+    """Turn speech into timed phones and a per-frame mouth track.
+
+    Args:
+        audio: float32 mono ``(N,)`` at ``sample_rate``, or a path to any audio/video file.
+        sample_rate: Hz of an ``audio`` array (required for arrays).
+        text: text to speak instead of audio (espeak-ng).
+        transcript: the words spoken in ``audio`` (English), for forced alignment.
+        language: language of the speech; only English audio gets phone timing.
+        fps: frame rate of the mouth track.
+        voice: espeak voice for ``text``; defaults to ``language`` (``"en"`` -> ``"en-us"``).
+        method: ``"auto"`` (table above) or force ``"espeak"``, ``"align"``, ``"phones"``,
+            ``"acoustic"``.
+        rate_wpm: espeak speaking rate for ``text``.
+        coarticulation: viseme blending options for the phone paths.
+
+    Raises:
+        OptionError: neither or both of ``audio`` and ``text``; missing ``sample_rate``;
+            a method that does not fit the input.
+    """
+    if method not in METHODS:
+        raise OptionError(f"unknown speech method {method!r}: use one of {', '.join(METHODS)}")
+    if (audio is None) == (text is None):
+        raise OptionError("give either audio or text to analyse (exactly one)")
+    if text is not None:
+        if method not in ("auto", "espeak"):
+            raise OptionError(f"method {method!r} needs audio; text is spoken with espeak")
+        return _from_text(
+            text,
+            voice or _default_voice(language),
+            fps,
+            rate_wpm,
+            coarticulation,
+        )
+
+    assert audio is not None
+    if isinstance(audio, (str, os.PathLike)):
+        native, native_rate = read_audio_with_rate(audio)
+    else:
+        if sample_rate is None:
+            raise OptionError("sample_rate is required with an audio array")
+        native, native_rate = np.asarray(audio, dtype=np.float32), int(sample_rate)
+        if native.ndim != 1:
+            raise OptionError(f"audio must be mono (N,), got shape {native.shape}")
+    audio16k = native if native_rate == SPEECH_RATE else resample(native, native_rate, SPEECH_RATE)
+    duration = len(audio16k) / SPEECH_RATE
+    notes: list[str] = []
+
+    if method == "espeak":
+        raise OptionError("method 'espeak' needs text, not audio")
+    if method == "auto":
+        if not is_english(language):
+            method = "acoustic"
+            notes.append(f"language {language!r} has no phone model: acoustic fallback")
+        else:
+            method = "align" if transcript else "phones"
+
+    phones: list[Phone] = []
+    source = "acoustic"
+    if method == "align":
+        if not transcript:
+            raise OptionError("method 'align' needs a transcript")
+        from avatarlab.speech.align import align_transcript
+
+        try:
+            phones = align_transcript(audio16k, transcript).phones
+            source = "pocketsphinx-align"
+        except AvatarLabError as exc:
+            notes.append(f"alignment failed ({exc}); recognising phones instead")
+            method = "phones"
+    if method == "phones":
+        from avatarlab.speech.align import recognize_phones
+
+        phones = recognize_phones(audio16k)
+        source = "pocketsphinx-phones"
+    if method == "acoustic":
+        from avatarlab.speech.features import acoustic_track
+
+        mouth = acoustic_track(audio16k, SPEECH_RATE, fps)
+    else:
+        mouth = mouth_track(phones, fps, duration, coarticulation, source)
+    return SpeechAnalysis(audio16k, phones, mouth, source, native, native_rate, notes)
+
+
+def _from_text(
+    text: str,
+    voice: str,
+    fps: float,
+    rate_wpm: int | None,
+    coarticulation: CoarticulationOptions | None,
+) -> SpeechAnalysis:
+    from avatarlab.speech.tts import synthesize
+
+    utt = synthesize(text, voice=voice, rate_wpm=rate_wpm)
+    audio16k = resample(utt.audio, utt.sample_rate, SPEECH_RATE)
+    mouth = mouth_track(utt.phones, fps, utt.duration, coarticulation, "espeak")
+    return SpeechAnalysis(
+        audio16k, utt.phones, mouth, "espeak", utt.audio, utt.sample_rate, [f"voice {voice}"]
+    )

@@ -1,0 +1,350 @@
+"""Text to speech with phoneme timing, through libespeak-ng (ctypes).
+
+espeak-ng is initialised once per process in synchronous mode with phoneme events
+enabled: ``espeak_Synth`` calls back with int16 PCM blocks (22050 Hz) and an event
+list; each ``espeakEVENT_PHONEME`` carries the phoneme's mnemonic (``id.string``)
+and its start in the output (``audio_position``, ms). A phone ends where the next
+phoneme event (or the end of the audio) begins.
+
+libespeak keeps global state (voice, rate, callback), so every call runs under one
+process-wide lock; concurrent callers simply queue.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatarlab.errors import AvatarLabError, OptionError
+from avatarlab.speech.phones import ESPEAK_TO_ARPABET, SILENCE, Phone
+
+#: Shared-object name of the Debian/Ubuntu ``libespeak-ng1`` package.
+ESPEAK_LIBRARY = "libespeak-ng.so.1"
+DEFAULT_VOICE = "en-us"
+#: Voices named in the error message for an unknown voice, when installed.
+_EXAMPLE_LANGUAGES = ("en-us", "en-gb", "fr-fr", "de", "es", "it", "pt", "ru", "cmn", "hi", "ar")
+#: Speaking-rate limits and default of espeak (words per minute).
+RATE_MIN_WPM, RATE_MAX_WPM, RATE_DEFAULT_WPM = 80, 450, 175
+
+# speak_lib.h constants
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_EVENT_LIST_TERMINATED = 0
+_EVENT_END = 5
+_EVENT_MSG_TERMINATED = 6
+_EVENT_PHONEME = 7
+_PARAM_RATE = 1
+_EE_OK = 0
+
+
+class _EventId(ctypes.Union):
+    """``union id`` of ``espeak_EVENT``: a number, a name pointer, or an 8-byte mnemonic."""
+
+    _fields_ = [
+        ("number", ctypes.c_int),
+        ("name", ctypes.c_char_p),
+        ("string", ctypes.c_char * 8),
+    ]
+
+
+class EspeakEvent(ctypes.Structure):
+    """``espeak_EVENT`` from speak_lib.h (40 bytes on LP64: ``id`` at offset 32)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+class _Voice(ctypes.Structure):
+    """``espeak_VOICE`` from speak_lib.h."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(EspeakEvent)
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An installed espeak-ng voice: ``name`` (human), ``language`` code, file ``identifier``."""
+
+    name: str
+    language: str
+    identifier: str
+
+
+@dataclass(frozen=True, eq=False)
+class Utterance:
+    """Synthesised speech and its phone timing.
+
+    Attributes:
+        audio: float32 mono in [-1, 1], shape ``(S,)``, at ``sample_rate``.
+        sample_rate: Hz (22050 for espeak-ng).
+        phones: espeak mnemonics with start/end in seconds, in time order, within
+            ``[0, duration]``; pauses are ``"SIL"``.
+        text: the text spoken.
+        voice: the espeak voice used.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    phones: list[Phone]
+    text: str
+    voice: str
+    source: str = field(default="espeak")
+
+    @property
+    def duration(self) -> float:
+        """Length of the audio in seconds."""
+        return len(self.audio) / self.sample_rate
+
+
+@dataclass
+class _Job:
+    pcm: list[np.ndarray] = field(default_factory=list)
+    events: list[tuple[int, str]] = field(default_factory=list)  # (ms, mnemonic)
+    end_ms: int = 0
+
+
+class _Espeak:
+    """The process-wide libespeak-ng handle; every method must run under ``lock``."""
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("espeak-ng") or ESPEAK_LIBRARY
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            try:
+                lib = ctypes.CDLL(ESPEAK_LIBRARY)
+            except OSError as exc:
+                raise AvatarLabError(
+                    "libespeak-ng is not installed: install it (Debian/Ubuntu: "
+                    "`apt-get install espeak-ng`) to speak text"
+                ) from exc
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
+        if rate <= 0:
+            raise AvatarLabError(
+                "espeak-ng failed to initialise (its data folder espeak-ng-data was not "
+                "found): reinstall espeak-ng"
+            )
+        self.lib = lib
+        self.sample_rate = int(rate)
+        self.job: _Job | None = None
+        # Keep the C callback object alive as long as the library may call it.
+        self._callback = _SynthCallback(self._on_synth)
+        lib.espeak_SetSynthCallback(self._callback)
+        self.voices = self._list_voices()
+
+    def _on_synth(self, wav, n_samples, events):  # type: ignore[no-untyped-def]
+        job = self.job
+        if job is None:
+            return 1
+        if wav and n_samples > 0:
+            job.pcm.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            event = events[i]
+            if event.type == _EVENT_PHONEME:
+                mnemonic = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+                job.events.append((int(event.audio_position), mnemonic))
+            elif event.type in (_EVENT_END, _EVENT_MSG_TERMINATED):
+                job.end_ms = max(job.end_ms, int(event.audio_position))
+            i += 1
+        return 0
+
+    def _list_voices(self) -> list[Voice]:
+        table = self.lib.espeak_ListVoices(None)
+        voices: list[Voice] = []
+        i = 0
+        while table[i]:
+            v = table[i].contents
+            # ``languages`` is a priority byte then a zero-terminated name (first language).
+            languages = (v.languages or b"\0")[1:]
+            voices.append(
+                Voice(
+                    name=(v.name or b"").decode("utf-8", "replace").strip(),
+                    language=languages.decode("utf-8", "replace"),
+                    identifier=(v.identifier or b"").decode("utf-8", "replace"),
+                )
+            )
+            i += 1
+        return voices
+
+    def set_voice(self, voice: str) -> None:
+        # espeak matches file names ("en", "gmw/en-US"); also accept listed language codes
+        # ("en-gb", "fr-fr") and voice names ("English (Great Britain)").
+        wanted = voice.strip().lower()
+        candidates = [voice] + [
+            v.identifier for v in self.voices if wanted in (v.language.lower(), v.name.lower())
+        ]
+        if not any(
+            c and self.lib.espeak_SetVoiceByName(c.encode("utf-8")) == _EE_OK for c in candidates
+        ):
+            languages = {v.language for v in self.voices}
+            examples = [c for c in _EXAMPLE_LANGUAGES if c in languages] or sorted(languages)[:12]
+            raise OptionError(
+                f"unknown espeak voice {voice!r}: use a language code such as "
+                f"{', '.join(examples)} ({len(languages)} installed: see "
+                "avatarlab.speech.list_voices() or `espeak-ng --voices`)"
+            )
+
+    def set_rate(self, rate_wpm: int) -> None:
+        self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+
+    def synth(self, text: str) -> _Job:
+        data = text.encode("utf-8") + b"\0"
+        self.job = job = _Job()
+        try:
+            status = self.lib.espeak_Synth(
+                data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            )
+        finally:
+            self.job = None
+        if status != _EE_OK:
+            raise AvatarLabError(f"espeak-ng failed to synthesise the text (error {status})")
+        return job
+
+    def text_to_phonemes(self, text: str) -> list[str]:
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+        pointer = ctypes.c_void_p(ctypes.addressof(buffer))
+        mode = ord(" ") << 8  # ASCII mnemonics separated by spaces
+        out: list[str] = []
+        while pointer.value:
+            chunk = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, mode)
+            out.extend((chunk or b"").decode("utf-8", "replace").split())
+        return out
+
+
+_LOCK = threading.Lock()
+_ENGINE: _Espeak | None = None
+
+
+def _engine() -> _Espeak:
+    """The initialised engine; call with ``_LOCK`` held."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Espeak()
+    return _ENGINE
+
+
+def list_voices() -> list[Voice]:
+    """The espeak-ng voices installed on this machine."""
+    with _LOCK:
+        return list(_engine().voices)
+
+
+def _phones_from_events(events: list[tuple[int, str]], duration: float) -> list[Phone]:
+    """Turn phoneme-start events (ms, mnemonic) into phones ending at the next start.
+
+    Language-switch markers such as ``(en)`` (a French voice reading an English
+    word) are not sounds and are dropped.
+    """
+    events = [(ms, m) for ms, m in events if m and not m.startswith("(")]
+    starts = [min(ms / 1000.0, duration) for ms, _ in events] + [duration]
+    phones: list[Phone] = []
+    for (_, mnemonic), start, end in zip(events, starts[:-1], starts[1:], strict=True):
+        if end <= start:
+            continue
+        symbol = SILENCE if ESPEAK_TO_ARPABET.get(mnemonic) == (SILENCE,) else mnemonic
+        if phones and symbol == SILENCE and phones[-1].symbol == SILENCE:
+            phones[-1] = Phone(SILENCE, phones[-1].start, end, "espeak")
+        else:
+            phones.append(Phone(symbol, start, end, "espeak"))
+    return phones
+
+
+def synthesize(text: str, voice: str = DEFAULT_VOICE, rate_wpm: int | None = None) -> Utterance:
+    """Speak ``text`` with espeak-ng and return the audio with its phone timing.
+
+    Args:
+        text: UTF-8 text in the voice's language (plain text, no SSML).
+        voice: an espeak voice name or language code (``"en-us"``, ``"en"``, ``"fr"``, ...).
+        rate_wpm: speaking rate in words per minute (80..450); ``None`` = espeak's 175.
+
+    Returns:
+        An :class:`Utterance`: float32 audio at 22050 Hz and espeak phones.
+
+    Raises:
+        OptionError: empty text, unknown voice, or rate out of range.
+    """
+    if not text or not text.strip():
+        raise OptionError("the text to speak is empty: pass some words")
+    rate = RATE_DEFAULT_WPM if rate_wpm is None else int(rate_wpm)
+    if not RATE_MIN_WPM <= rate <= RATE_MAX_WPM:
+        raise OptionError(
+            f"speaking rate {rate_wpm} wpm is out of range: use {RATE_MIN_WPM}..{RATE_MAX_WPM}"
+        )
+    with _LOCK:
+        engine = _engine()
+        engine.set_voice(voice)
+        engine.set_rate(rate)
+        job = engine.synth(text)
+        sample_rate = engine.sample_rate
+    pcm = np.concatenate(job.pcm) if job.pcm else np.zeros(0, np.int16)
+    audio = (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+    phones = _phones_from_events(job.events, len(audio) / sample_rate)
+    return Utterance(audio=audio, sample_rate=sample_rate, phones=phones, text=text, voice=voice)
+
+
+def text_to_phonemes(text: str, voice: str = DEFAULT_VOICE) -> list[str]:
+    """espeak mnemonics for ``text`` (stress marks kept, e.g. ``["h", "@", "l", "'oU"]``).
+
+    Uses the voice's pronunciation rules without synthesising audio; the
+    alignment path uses it to pronounce words missing from CMUdict.
+    """
+    with _LOCK:
+        engine = _engine()
+        engine.set_voice(voice)
+        return engine.text_to_phonemes(text)

@@ -1,0 +1,406 @@
+"""Phones -> visemes -> per-frame mouth parameters with coarticulation.
+
+Viseme set (15 classes, the Oculus/Meta lip-sync set; ARPAbet and espeak examples):
+
+=====  ==========================  =====  ======  ======  =====  =====
+name   phones                      jaw    spread  closed  raise  teeth
+=====  ==========================  =====  ======  ======  =====  =====
+sil    pause, silence              0.00    0.00   1.00    0.00   0.00
+PP     P B M / p b m               0.04    0.00   1.00    0.00   0.00
+FF     F V / f v                   0.12    0.10   0.00    0.35   0.90
+TH     TH DH / T D                 0.20    0.15   0.00    0.20   0.80
+DD     T D / t d                   0.22    0.20   0.00    0.15   0.60
+kk     K G NG / k g N              0.28    0.10   0.00    0.10   0.40
+CH     CH JH SH ZH / tS dZ S Z     0.18   -0.45   0.00    0.35   0.80
+SS     S Z / s z                   0.10    0.35   0.00    0.20   1.00
+nn     N L / n l                   0.22    0.15   0.00    0.10   0.50
+RR     R ER / r 3:                 0.30   -0.35   0.00    0.15   0.30
+aa     AA AE AH / a aa V A:        0.90    0.15   0.00    0.20   0.50
+E      EH EY / E e @               0.65    0.45   0.00    0.25   0.60
+I      IH IY Y / I i j             0.50    0.70   0.00    0.20   0.70
+O      AO OW OY / O: 0 oU          0.55   -0.60   0.00    0.10   0.20
+U      UH UW W / U u: w            0.35   -0.90   0.00    0.05   0.10
+=====  ==========================  =====  ======  ======  =====  =====
+
+Mouth parameters (:data:`MOUTH_PARAMS`): ``jaw_open`` [0, 1] (0 = teeth together,
+1 = widest), ``lip_spread`` [-1, 1] (negative = rounded/puckered, positive = corners
+pulled back), ``lip_closed`` [0, 1] (1 = lips pressed together whatever the jaw),
+``upper_lip_raise`` [0, 1], ``teeth`` [0, 1] (how visible the teeth should be).
+Every vowel's jaw (>= 0.35) exceeds every consonant's (<= 0.30), so the jaw cycles
+with syllables; rounded vowels open less (protruded lips narrow the aperture).
+Diphthongs (AY AW EY OW OY, espeak aI aU eI oU OI) split 60/40 into two visemes;
+HH, glottal stops and unknown symbols are transparent (they take the shape of
+their neighbours).
+
+Symbols map by their source: ARPAbet (PocketSphinx) through :data:`ARPABET_VISEMES`;
+espeak mnemonics through :data:`~avatarlab.speech.phones.ESPEAK_TO_ARPABET`, then
+:data:`ESPEAK_VISEMES` (other languages' phones), then a family fallback on the
+first character (:func:`phone_visemes` documents it). The two sets clash on single
+letters (espeak ``D`` is ARPAbet ``DH``), hence the source.
+
+Coarticulation follows Cohen & Massaro (1993): each phone exerts a dominance
+``alpha * exp(-d / tau)`` on every parameter, where ``d`` is the distance from the
+phone's central plateau; a frame's parameters are the dominance-weighted average
+of the targets (plus a weak rest pose). Lingual consonants leave the lips free
+(low lip-spread dominance), so rounding spreads over them. Bilabials are a hard
+constraint: every frame of a P/B/M has closed lips. Frame ``k`` is shown over
+``[k/fps, (k+1)/fps)`` and carries the mouth at its midpoint; a phone's frames are
+those whose midpoint falls inside it, or the frame holding its centre.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatarlab.errors import OptionError
+from avatarlab.speech.phones import ARPABET_FILLERS, SILENCE, Phone, espeak_to_arpabet, strip_stress
+
+# fmt: off
+VISEMES: tuple[str, ...] = (
+    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U",
+)
+# fmt: on
+MOUTH_PARAMS: tuple[str, ...] = ("jaw_open", "lip_spread", "lip_closed", "upper_lip_raise", "teeth")
+VOWEL_VISEMES: frozenset[str] = frozenset({"aa", "E", "I", "O", "U"})
+BILABIAL = "PP"
+
+#: Target mouth parameters per viseme, in :data:`MOUTH_PARAMS` order (table above).
+VISEME_TARGETS: dict[str, tuple[float, float, float, float, float]] = {
+    "sil": (0.00, 0.00, 1.00, 0.00, 0.00),
+    "PP": (0.04, 0.00, 1.00, 0.00, 0.00),
+    "FF": (0.12, 0.10, 0.00, 0.35, 0.90),
+    "TH": (0.20, 0.15, 0.00, 0.20, 0.80),
+    "DD": (0.22, 0.20, 0.00, 0.15, 0.60),
+    "kk": (0.28, 0.10, 0.00, 0.10, 0.40),
+    "CH": (0.18, -0.45, 0.00, 0.35, 0.80),
+    "SS": (0.10, 0.35, 0.00, 0.20, 1.00),
+    "nn": (0.22, 0.15, 0.00, 0.10, 0.50),
+    "RR": (0.30, -0.35, 0.00, 0.15, 0.30),
+    "aa": (0.90, 0.15, 0.00, 0.20, 0.50),
+    "E": (0.65, 0.45, 0.00, 0.25, 0.60),
+    "I": (0.50, 0.70, 0.00, 0.20, 0.70),
+    "O": (0.55, -0.60, 0.00, 0.10, 0.20),
+    "U": (0.35, -0.90, 0.00, 0.05, 0.10),
+}
+
+#: Dominance (alpha, tau in seconds) per viseme: lips-critical shapes dominate and
+#: reach their target quickly; the weakly visible velars yield to neighbours.
+# fmt: off
+VISEME_DOMINANCE: dict[str, tuple[float, float]] = {
+    "sil": (0.6, 0.036), "PP": (1.0, 0.018), "FF": (1.6, 0.024), "TH": (1.0, 0.024),
+    "DD": (0.8, 0.024), "kk": (0.6, 0.027), "CH": (1.3, 0.027), "SS": (1.1, 0.024),
+    "nn": (0.7, 0.024), "RR": (0.9, 0.030), "aa": (1.0, 0.042), "E": (1.0, 0.039),
+    "I": (1.0, 0.039), "O": (1.2, 0.045), "U": (1.3, 0.048),
+}
+# fmt: on
+#: Per-parameter dominance factors: lingual consonants leave the lips free, so
+#: rounding spreads over them (anticipatory rounding in "stew").
+DOMINANCE_SCALE: dict[str, dict[str, float]] = {
+    "TH": {"lip_spread": 0.25},
+    "DD": {"lip_spread": 0.25},
+    "kk": {"lip_spread": 0.2},
+    "nn": {"lip_spread": 0.25},
+    "SS": {"lip_spread": 0.5},
+}
+#: ``lip_closed`` passes through a smoothstep between these values, so lips are
+#: either clearly closed or clearly apart instead of half-closed next to a P.
+LIP_CLOSE_EDGES = (0.25, 0.75)
+#: Weight of the rest pose (sil) everywhere, so frames far from any phone relax.
+REST_WEIGHT = 0.02
+#: Share of a diphthong's duration given to its first viseme.
+DIPHTHONG_SPLIT = 0.6
+
+#: ARPAbet -> viseme(s). SIL and PocketSphinx fillers are "sil"; HH is transparent.
+# fmt: off
+ARPABET_VISEMES: dict[str, tuple[str, ...]] = {
+    "P": ("PP",), "B": ("PP",), "M": ("PP",), "F": ("FF",), "V": ("FF",),
+    "TH": ("TH",), "DH": ("TH",), "T": ("DD",), "D": ("DD",), "K": ("kk",), "G": ("kk",),
+    "NG": ("kk",), "CH": ("CH",), "JH": ("CH",), "SH": ("CH",), "ZH": ("CH",),
+    "S": ("SS",), "Z": ("SS",), "N": ("nn",), "L": ("nn",), "R": ("RR",), "ER": ("RR",),
+    "AA": ("aa",), "AE": ("aa",), "AH": ("aa",), "EH": ("E",), "IH": ("I",), "IY": ("I",),
+    "Y": ("I",), "AO": ("O",), "UH": ("U",), "UW": ("U",), "W": ("U",),
+    "AY": ("aa", "I"), "AW": ("aa", "U"), "EY": ("E", "I"), "OW": ("O", "U"), "OY": ("O", "I"),
+    "HH": (),
+}
+# fmt: on
+#: espeak mnemonics with no English equivalent, or whose English mapping would mislead.
+# fmt: off
+ESPEAK_VISEMES: dict[str, tuple[str, ...]] = {
+    "@": ("E",), "@2": ("E",), "@5": ("E",), "@-": ("E",), "a#": ("E",),
+    "y": ("U",), "y:": ("U",), "Y": ("O",), "Y:": ("O",), "W": ("O",), "u-": ("U",),
+    "x": ("kk",), "X": ("kk",), "G": ("kk",), "q": ("kk",), "R": ("RR",), "R2": ("RR",),
+    "C": ("CH",), "c": ("CH",), "J": ("CH",), "ts": ("SS",), "dz": ("SS",),
+    "s.": ("CH",), "z.": ("CH",), "ts.": ("CH",), "n^": ("nn",), "l^": ("nn",), "L": ("nn",),
+    "B": ("FF",), "F": ("FF",), "r*": ("DD",), "*": ("DD",), "ch": ("CH",),
+}
+# fmt: on
+#: First character of an espeak mnemonic -> viseme (the family fallback).
+# fmt: off
+_FAMILY: dict[str, str] = {
+    **dict.fromkeys("aA&V", "aa"), **dict.fromkeys("eE@3", "E"), **dict.fromkeys("iIj", "I"),
+    **dict.fromkeys("oO0", "O"), **dict.fromkeys("uUwyYW", "U"), **dict.fromkeys("pbm", "PP"),
+    **dict.fromkeys("fvBF", "FF"), **dict.fromkeys("TD", "TH"), **dict.fromkeys("td*", "DD"),
+    **dict.fromkeys("nlL", "nn"), **dict.fromkeys("kgNxXGqQ", "kk"),
+    **dict.fromkeys("SZCcJ", "CH"), **dict.fromkeys("sz", "SS"), **dict.fromkeys("rR", "RR"),
+    "_": "sil",
+}
+# fmt: on
+
+
+def phone_visemes(symbol: str, source: str) -> tuple[str, ...]:
+    """Viseme(s) for a phone symbol; ``()`` means transparent (takes its neighbours' shape).
+
+    ARPAbet symbols (PocketSphinx sources) use :data:`ARPABET_VISEMES`. espeak symbols
+    (``source == "espeak"``) try, in order: :data:`ESPEAK_VISEMES`; the English
+    mnemonic table (espeak -> ARPAbet -> visemes); the family of the first character
+    (vowels a/e/i/o/u/y by height and rounding, consonants by place of articulation,
+    ``_`` pause); else transparent (``h``, ``?``, tone and length marks).
+    """
+    sym = strip_stress(symbol)
+    if sym == SILENCE or sym in ARPABET_FILLERS:
+        return ("sil",)
+    if source != "espeak":
+        return ARPABET_VISEMES.get(sym, ())
+    if sym in ESPEAK_VISEMES:
+        return ESPEAK_VISEMES[sym]
+    arpabet = espeak_to_arpabet(sym)
+    if arpabet:
+        return tuple(v for a in arpabet for v in phone_visemes(a, "arpabet"))
+    family = _FAMILY.get(sym[:1])
+    return (family,) if family else ()
+
+
+def n_frames(duration: float, fps: float) -> int:
+    """Frames needed to cover ``duration`` seconds at ``fps`` (the last one may be partial)."""
+    return max(0, math.ceil(duration * fps - 1e-6))
+
+
+@dataclass(frozen=True, eq=False)
+class MouthTrack:
+    """Per-frame mouth parameters.
+
+    Attributes:
+        params: float32 ``(N, K)``, columns in :data:`MOUTH_PARAMS` order.
+        fps: frames per second; frame ``k`` (global index ``start_frame + k``) shows the
+            mouth at time ``(start_frame + k + 0.5) / fps``.
+        source: the analysis path that produced it (see :data:`~avatarlab.speech.phones.SOURCES`).
+        start_frame: global index of row 0 (streaming chunks continue a track).
+        viseme_weights: float32 ``(N, len(VISEMES))`` rows summing to 1, or ``None``
+            (acoustic path); useful for picking a mouth exemplar by shape.
+    """
+
+    params: np.ndarray
+    fps: float
+    source: str
+    start_frame: int = 0
+    viseme_weights: np.ndarray | None = field(default=None)
+
+    def __len__(self) -> int:
+        return int(self.params.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        """One parameter over time, ``(N,)`` float32."""
+        return self.params[:, MOUTH_PARAMS.index(name)]
+
+    @property
+    def jaw_open(self) -> np.ndarray:
+        return self.column("jaw_open")
+
+    @property
+    def lip_spread(self) -> np.ndarray:
+        return self.column("lip_spread")
+
+    @property
+    def lip_closed(self) -> np.ndarray:
+        return self.column("lip_closed")
+
+    @property
+    def opening(self) -> np.ndarray:
+        """Expected inner-lip gap in [0, 1]: ``jaw_open * (1 - lip_closed)``."""
+        return self.jaw_open * (1.0 - self.lip_closed)
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time each frame shows, seconds ``(N,)``."""
+        return (self.start_frame + np.arange(len(self)) + 0.5) / self.fps
+
+    @staticmethod
+    def concatenate(tracks: Sequence[MouthTrack]) -> MouthTrack:
+        """Join consecutive chunks of one track (as streamed) into one."""
+        if not tracks:
+            raise OptionError("no mouth-track chunks to join")
+        first = tracks[0]
+        weights = None
+        if all(t.viseme_weights is not None for t in tracks):
+            weights = np.concatenate([t.viseme_weights for t in tracks])  # type: ignore[misc]
+        return MouthTrack(
+            params=np.concatenate([t.params for t in tracks]),
+            fps=first.fps,
+            source=first.source,
+            start_frame=first.start_frame,
+            viseme_weights=weights,
+        )
+
+
+_TARGETS = np.array([VISEME_TARGETS[v] for v in VISEMES], dtype=np.float64)  # (V, K)
+_ALPHA = np.array([[VISEME_DOMINANCE[v][0]] * len(MOUTH_PARAMS) for v in VISEMES])
+for _v, _scales in DOMINANCE_SCALE.items():
+    for _p, _f in _scales.items():
+        _ALPHA[VISEMES.index(_v), MOUTH_PARAMS.index(_p)] *= _f
+_TAU = np.array([VISEME_DOMINANCE[v][1] for v in VISEMES])
+_SIL = VISEMES.index("sil")
+_PP = VISEMES.index(BILABIAL)
+
+
+@dataclass(frozen=True)
+class CoarticulationOptions:
+    """How neighbouring visemes blend.
+
+    Attributes:
+        plateau: fraction of each segment's half-length held at full dominance.
+        cutoff_s: dominance is exactly zero beyond this distance from a segment's
+            plateau, which makes chunked computation identical to the whole.
+        speed: scales every time constant ``tau`` down (>1 = crisper, <1 = mushier).
+        bilabial_closure: force closed lips on every frame of P/B/M.
+    """
+
+    plateau: float = 0.5
+    cutoff_s: float = 0.35
+    speed: float = 1.0
+    bilabial_closure: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.plateau <= 1.0:
+            raise OptionError(f"plateau must be in [0, 1], got {self.plateau}")
+        if self.cutoff_s <= 0 or self.speed <= 0:
+            raise OptionError("cutoff_s and speed must be positive")
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Viseme segments (diphthongs split, transparent phones dropped), sorted by start."""
+
+    start: np.ndarray  # (P,) seconds
+    end: np.ndarray
+    viseme: np.ndarray  # (P,) int index into VISEMES
+
+    @staticmethod
+    def from_phones(phones: Sequence[Phone]) -> _Segments:
+        rows: list[tuple[float, float, int]] = []
+        for p in phones:
+            visemes = phone_visemes(p.symbol, p.source)
+            if not visemes or p.end <= p.start:
+                continue
+            if len(visemes) == 1:
+                rows.append((p.start, p.end, VISEMES.index(visemes[0])))
+                continue
+            cut = p.start + DIPHTHONG_SPLIT * (p.end - p.start)
+            rows.append((p.start, cut, VISEMES.index(visemes[0])))
+            rows.append((cut, p.end, VISEMES.index(visemes[1])))
+        rows.sort()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return _Segments(arr[:, 0], arr[:, 1], arr[:, 2].astype(np.int64))
+
+
+#: Frames evaluated per block: bounds memory to (block x segments-in-reach x K).
+_BLOCK = 256
+
+
+def _evaluate(
+    seg: _Segments, times: np.ndarray, options: CoarticulationOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend targets at ``times`` (n,), ascending: params (n, K) and viseme weights (n, V)."""
+    near = (seg.end + options.cutoff_s > times[0]) & (seg.start - options.cutoff_s < times[-1])
+    start, end, vis = seg.start[near], seg.end[near], seg.viseme[near]
+    center, half = 0.5 * (start + end), 0.5 * (end - start)
+    dist = np.maximum(0.0, np.abs(times[:, None] - center[None, :]) - options.plateau * half)
+    decay = np.exp(-dist * options.speed / _TAU[vis][None, :]) * (dist < options.cutoff_s)
+    dom = decay[:, :, None] * _ALPHA[vis][None, :, :]  # (n, P, K)
+    num = REST_WEIGHT * _TARGETS[_SIL][None, :] + np.einsum("npk,pk->nk", dom, _TARGETS[vis])
+    params = num / (REST_WEIGHT + dom.sum(axis=1))
+    lo, hi = LIP_CLOSE_EDGES
+    closed = np.clip((params[:, 2] - lo) / (hi - lo), 0.0, 1.0)
+    params[:, 2] = closed * closed * (3.0 - 2.0 * closed)
+    weights = np.zeros((len(times), len(VISEMES)))
+    weights[:, _SIL] = REST_WEIGHT
+    np.add.at(weights.T, vis, (decay * _ALPHA[vis, 0][None, :]).T)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return params, weights
+
+
+def _phone_frames(start: float, end: float, fps: float) -> range:
+    """Frames whose midpoint lies in [start, end), or the frame holding the centre."""
+    first = math.ceil(start * fps - 0.5)
+    last = math.ceil(end * fps - 0.5)  # exclusive
+    if last > first:
+        return range(first, last)
+    k = math.floor(0.5 * (start + end) * fps)
+    return range(k, k + 1)
+
+
+def mouth_frames(
+    phones: Sequence[Phone],
+    fps: float,
+    start_frame: int,
+    stop_frame: int,
+    options: CoarticulationOptions | None = None,
+    source: str | None = None,
+) -> MouthTrack:
+    """Mouth parameters for frames ``[start_frame, stop_frame)`` of a phone sequence.
+
+    Identical to the same rows of :func:`mouth_track` (dominance has a hard cutoff),
+    so a streaming caller can render chunk by chunk once the phones up to
+    ``stop_frame / fps + options.cutoff_s`` are known.
+    """
+    options = options or CoarticulationOptions()
+    if fps <= 0:
+        raise OptionError(f"fps must be positive, got {fps}")
+    source = source or (phones[0].source if phones else "espeak")
+    count = max(0, stop_frame - start_frame)
+    params = np.empty((count, len(MOUTH_PARAMS)), np.float32)
+    weights = np.empty((count, len(VISEMES)), np.float32)
+    seg = _Segments.from_phones(phones)
+    for b in range(0, count, _BLOCK):
+        times = (np.arange(start_frame + b, start_frame + min(count, b + _BLOCK)) + 0.5) / fps
+        params[b : b + len(times)], weights[b : b + len(times)] = _evaluate(seg, times, options)
+    if options.bilabial_closure and count:
+        jaw, closed, teeth = (MOUTH_PARAMS.index(n) for n in ("jaw_open", "lip_closed", "teeth"))
+        lo, hi = start_frame / fps - 1.0, stop_frame / fps + 1.0
+        for s, e in zip(seg.start[seg.viseme == _PP], seg.end[seg.viseme == _PP], strict=True):
+            if e < lo or s > hi:
+                continue
+            for k in _phone_frames(float(s), float(e), fps):
+                if start_frame <= k < stop_frame:
+                    row = params[k - start_frame]
+                    row[jaw] = min(row[jaw], _TARGETS[_PP, jaw])
+                    row[closed] = 1.0
+                    row[teeth] = 0.0
+    return MouthTrack(params, fps, source, start_frame, weights)
+
+
+def mouth_track(
+    phones: Sequence[Phone],
+    fps: float = 25.0,
+    duration: float | None = None,
+    options: CoarticulationOptions | None = None,
+    source: str | None = None,
+) -> MouthTrack:
+    """Per-frame mouth parameters for timed phones.
+
+    Args:
+        phones: timed phones (any source); gaps between them relax to rest.
+        fps: output frame rate.
+        duration: seconds to cover; defaults to the last phone's end.
+        options: coarticulation settings.
+        source: label for the track; defaults to the phones' source.
+
+    Returns:
+        A :class:`MouthTrack` with ``n_frames(duration, fps)`` rows.
+    """
+    if duration is None:
+        duration = max((p.end for p in phones), default=0.0)
+    return mouth_frames(phones, fps, 0, n_frames(duration, fps), options, source)

@@ -1,0 +1,179 @@
+"""Viseme table and coarticulated mouth tracks: the renderer's contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatarlab.errors import OptionError
+from avatarlab.speech import (
+    MOUTH_PARAMS,
+    VISEMES,
+    CoarticulationOptions,
+    MouthTrack,
+    Phone,
+    mouth_frames,
+    mouth_track,
+    phone_visemes,
+    synthesize,
+)
+from avatarlab.speech.phones import ARPABET_PHONES, ESPEAK_TO_ARPABET
+from avatarlab.speech.visemes import VISEME_TARGETS, VOWEL_VISEMES, _phone_frames
+
+#: Sentences dense in bilabials, rounded and open vowels.
+SENTENCES = [
+    "Peter Piper picked a peck of pickled peppers.",
+    "My mother bought a bamboo umbrella for Bob.",
+    "Who knew you would move to Boston in June?",
+    "Avatars can speak any text in real time on a plain computer.",
+]
+
+
+def _arpabet(*spans: tuple[str, float, float]) -> list[Phone]:
+    return [Phone(s, a, b, "pocketsphinx-align") for s, a, b in spans]
+
+
+def test_every_phone_has_a_viseme() -> None:
+    for phone in ARPABET_PHONES - {"HH"}:
+        (first, *_rest) = phone_visemes(phone, "pocketsphinx-align")
+        assert first in VISEMES
+    assert phone_visemes("HH", "pocketsphinx-phones") == ()  # transparent
+    for mnemonic in ESPEAK_TO_ARPABET:
+        if mnemonic not in ("h", "?"):  # glottal: transparent
+            assert phone_visemes(mnemonic, "espeak"), mnemonic
+    assert set(VISEME_TARGETS) == set(VISEMES)
+
+
+def test_symbols_map_by_source_and_family() -> None:
+    # espeak "D" is the "th" of "the"; ARPAbet "D" is a d.
+    assert phone_visemes("D", "espeak") == ("TH",)
+    assert phone_visemes("D", "pocketsphinx-align") == ("DD",)
+    assert phone_visemes("AY1", "pocketsphinx-align") == ("aa", "I")  # stress stripped, split
+    assert phone_visemes("oU", "espeak") == ("O", "U")
+    # Other languages: French nasal O~, front rounded y, German ich-laut C.
+    assert phone_visemes("O~", "espeak") == ("O",)
+    assert phone_visemes("y", "espeak") == ("U",)
+    assert phone_visemes("C", "espeak") == ("CH",)
+    assert phone_visemes("%%", "espeak") == ()
+
+
+def test_table_ordering_jaw_cycles_with_syllables() -> None:
+    jaw = {v: VISEME_TARGETS[v][0] for v in VISEMES}
+    consonants = [v for v in VISEMES if v not in VOWEL_VISEMES]
+    assert min(jaw[v] for v in VOWEL_VISEMES) > max(jaw[v] for v in consonants)
+    spread = MOUTH_PARAMS.index("lip_spread")
+    assert (
+        VISEME_TARGETS["U"][spread] < VISEME_TARGETS["O"][spread] < 0 < VISEME_TARGETS["I"][spread]
+    )
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_text_mode_vowels_open_and_bilabials_close(text: str) -> None:
+    """The issue's text-mode check, on the parameters the renderer will draw."""
+    utt = synthesize(text)
+    fps = 25.0
+    track = mouth_track(utt.phones, fps, utt.duration)
+    opening_median = np.median(track.opening)
+    jaw_median = np.median(track.jaw_open)
+    vowel_phones, vowel_frames, bilabial_frames = [], [], []
+    for p in utt.phones:
+        visemes = phone_visemes(p.symbol, p.source)
+        frames = list(_phone_frames(p.start, p.end, fps))
+        if visemes and visemes[0] in VOWEL_VISEMES:
+            vowel_phones.append(track.opening[int(p.center * fps)] > opening_median)
+            vowel_frames += frames
+        if visemes == ("PP",):
+            bilabial_frames += frames
+    assert np.mean(vowel_phones) >= 0.8
+    assert np.mean(track.jaw_open[vowel_frames] > jaw_median) >= 0.8
+    assert len(bilabial_frames) >= 4
+    assert np.all(track.lip_closed[bilabial_frames] == 1.0)
+    assert np.all(track.opening[bilabial_frames] < 0.05)
+
+
+def test_rounding_spread_and_open_vowels() -> None:
+    phones = _arpabet(
+        ("SIL", 0.0, 0.3), ("UW", 0.3, 0.6), ("SIL", 0.6, 0.9), ("AA", 0.9, 1.2),
+        ("SIL", 1.2, 1.5), ("IY", 1.5, 1.8), ("SIL", 1.8, 2.2),
+    )  # fmt: skip
+    track = mouth_track(phones, fps=100.0)
+    at = lambda t: track.params[int(t * 100)]  # noqa: E731
+    jaw, spread = MOUTH_PARAMS.index("jaw_open"), MOUTH_PARAMS.index("lip_spread")
+    assert at(0.45)[spread] < -0.8  # UW puckers
+    assert at(1.05)[jaw] > 0.85  # AA drops the jaw
+    assert at(1.65)[spread] > 0.6  # IY spreads
+    assert at(0.1)[jaw] < 0.01 and track.lip_closed[10] > 0.99  # rest in silence
+
+
+def test_onset_and_offset_are_smooth() -> None:
+    phones = _arpabet(("SIL", 0.0, 0.5), ("AA", 0.5, 0.8), ("SIL", 0.8, 1.5))
+    jaw = mouth_track(phones, fps=1000.0).jaw_open
+    peak = int(np.argmax(jaw))
+    rise, fall = jaw[: peak + 1], jaw[peak:]
+    # Monotonic up to the ~1e-5 step where a far pause's dominance reaches its cutoff.
+    assert np.all(np.diff(rise) >= -1e-4) and np.all(np.diff(fall) <= 1e-4)
+    # 10 % -> 90 % of the peak takes tens of milliseconds, not one step.
+    t10, t90 = np.argmax(rise > 0.1 * jaw[peak]), np.argmax(rise > 0.9 * jaw[peak])
+    assert 20 <= t90 - t10 <= 200
+    assert np.max(np.abs(np.diff(jaw))) < 0.05  # per millisecond
+    # The mouth starts opening before the vowel sounds (anticipation).
+    assert jaw[480] > 0.1
+
+
+def test_lingual_consonants_keep_neighbouring_rounding() -> None:
+    # "stew": the lips round for UW already during S T.
+    phones = _arpabet(("SIL", 0, 0.3), ("S", 0.3, 0.4), ("T", 0.4, 0.45), ("UW", 0.45, 0.7))
+    spread = mouth_track(phones, fps=100.0).lip_spread
+    alone = mouth_track(_arpabet(("SIL", 0, 0.3), ("S", 0.3, 0.4), ("T", 0.4, 0.45)), 100.0, 0.7)
+    assert spread[42] < alone.lip_spread[42] - 0.3
+
+
+def test_short_bilabial_still_closes_its_frame() -> None:
+    # A 12 ms B between vowels falls inside one 40 ms frame without covering its midpoint.
+    phones = _arpabet(("AA", 0.0, 0.205), ("B", 0.205, 0.217), ("AA", 0.217, 0.4))
+    track = mouth_track(phones, fps=25.0)
+    assert track.lip_closed[5] == 1.0
+    assert track.jaw_open[4] > 0.5 and track.jaw_open[6] > 0.5
+
+
+def test_chunks_equal_the_whole_track() -> None:
+    utt = synthesize(SENTENCES[1])
+    whole = mouth_track(utt.phones, 30.0, utt.duration)
+    cuts = [0, 1, 7, 8, 40, 41, len(whole)]
+    parts = [mouth_frames(utt.phones, 30.0, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    joined = MouthTrack.concatenate(parts)
+    np.testing.assert_array_equal(joined.params, whole.params)
+    np.testing.assert_array_equal(joined.viseme_weights, whole.viseme_weights)
+    assert parts[3].start_frame == 8 and parts[3].times[0] == pytest.approx(8.5 / 30.0)
+
+
+def test_track_shapes_and_ranges() -> None:
+    utt = synthesize(SENTENCES[0])
+    track = mouth_track(utt.phones, 25.0, utt.duration)
+    assert track.params.shape == (int(np.ceil(utt.duration * 25.0)), len(MOUTH_PARAMS))
+    assert track.params.dtype == np.float32 and track.source == "espeak"
+    assert track.viseme_weights is not None
+    np.testing.assert_allclose(track.viseme_weights.sum(axis=1), 1.0, atol=1e-5)
+    lo = np.array([0, -1, 0, 0, 0])
+    assert np.all(track.params >= lo - 1e-6) and np.all(track.params <= 1 + 1e-6)
+    # Far from any phone the mouth rests.
+    empty = mouth_track([], 25.0, 2.0, source="acoustic")
+    assert len(empty) == 50 and np.all(empty.jaw_open == 0) and np.all(empty.lip_closed == 1)
+
+
+def test_long_track_is_blockwise() -> None:
+    # Five minutes of phones (12 per second): evaluated in blocks, memory stays small.
+    rng = np.random.default_rng(0)
+    durations = rng.uniform(0.04, 0.12, 3600)
+    ends = np.cumsum(durations)
+    symbols = rng.choice(["AA", "B", "S", "IY", "T", "UW", "SIL"], len(ends))
+    phones = [
+        Phone(str(s), float(e - d), float(e), "pocketsphinx-phones")
+        for s, e, d in zip(symbols, ends, durations, strict=True)
+    ]
+    track = mouth_track(phones, 25.0)
+    assert len(track) == int(np.ceil(ends[-1] * 25.0 - 1e-6))
+    closed = [k for p in phones if p.symbol == "B" for k in _phone_frames(p.start, p.end, 25.0)]
+    assert np.all(track.lip_closed[closed] == 1.0)
+    with pytest.raises(OptionError, match="plateau"):
+        CoarticulationOptions(plateau=2.0)
