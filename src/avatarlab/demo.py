@@ -1,0 +1,59 @@
+"""The main job on built-in defaults (``make demo`` / ``avatarlab demo``).
+
+Analyses the bundled portrait (annotated picture + JSON of faces) and makes it
+speak the default sentence with the default engine, writing everything under
+one output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from avatarlab._util import atomic_output
+from avatarlab.assets import DEFAULT_SENTENCE, DEFAULT_VOICE, default_portrait
+
+
+@dataclass(frozen=True)
+class DemoOutputs:
+    """Files the demo wrote."""
+
+    portrait: Path
+    annotated: Path
+    faces_json: Path
+    video: Path | None
+
+
+def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> DemoOutputs:
+    """Write the default portrait, its face analysis and a talking video into ``out_dir``."""
+    from avatarlab.face.analyze import analyze_image
+    from avatarlab.face.draw import draw_faces
+    from avatarlab.media.files import write_image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    portrait = default_portrait()
+    write_image(out / "portrait.png", portrait)
+    faces = analyze_image(portrait)
+    write_image(out / "portrait_annotated.png", draw_faces(portrait, faces))
+    with atomic_output(out / "portrait_faces.json") as tmp:
+        tmp.write_text(
+            json.dumps({"image": "portrait.png", "faces": [f.to_dict() for f in faces]}, indent=1)
+        )
+    video = _speak(portrait, out / "talking.mp4", text)
+    return DemoOutputs(
+        portrait=out / "portrait.png",
+        annotated=out / "portrait_annotated.png",
+        faces_json=out / "portrait_faces.json",
+        video=video,
+    )
+
+
+def _speak(portrait, target: Path, text: str) -> Path | None:  # type: ignore[no-untyped-def]
+    """Make the portrait say ``text`` with the default engine."""
+    from avatarlab.generate import speak
+
+    speak(portrait, text=text, voice=DEFAULT_VOICE, out=target)
+    return target

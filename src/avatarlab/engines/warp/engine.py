@@ -1,0 +1,539 @@
+"""The ``warp`` engine: make a portrait or a video speak by deforming the real face.
+
+``prepare`` finds the face mesh (a portrait) or tracks it through a video,
+fits the rig (:mod:`.rig`) to every source frame and gathers mouth interiors
+(:mod:`.mouth`). ``render`` turns each frame's mouth parameters (from
+:mod:`avatarlab.speech`) into mesh offsets, warps the lower face piecewise-affinely
+(:mod:`.field`), draws the interior between the parted lips, and for portraits
+adds blinks and head motion (:mod:`.motion`). No training, no weights; about
+real time on one CPU core at 512x512.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from avatarlab._util import track_progress
+from avatarlab.engines.base import Driver, Frame, Source
+from avatarlab.engines.warp import field as fld
+from avatarlab.engines.warp import topology as tp
+from avatarlab.engines.warp.motion import BlinkSchedule, HeadMotion, HeadOffset
+from avatarlab.engines.warp.mouth import (
+    EDGE_SOFTNESS_PX,
+    FaceColours,
+    MouthGeometry,
+    MouthTexture,
+    luminance,
+    render_interior,
+    synthetic_texture,
+    texture_from_frame,
+)
+from avatarlab.engines.warp.rig import FaceRig, Pose
+from avatarlab.errors import MediaError, NoFaceError, OptionError
+from avatarlab.face import topology as T
+
+TeethMode = Literal["auto", "source", "synthetic"]
+LoopMode = Literal["pingpong", "loop"]
+
+REAL_TEETH_MIN_GAP_CM = 0.5
+"""A source must part its lips at least this much for its own interior to be reused."""
+LIBRARY_BIN_CM = 0.15
+"""Video mouth interiors are kept one per opening bin of this width."""
+LIBRARY_RANGE_CM = (0.3, 2.4)
+HEAD_BLOB = (1.0, 1.6)
+"""Head motion moves everything inside this many head radii fully, fading to none at the second."""
+_MIN_GAP_CM = 0.02
+"""Openings below this draw no interior."""
+
+
+@dataclass(frozen=True)
+class WarpOptions:
+    """How the warp engine renders.
+
+    Attributes:
+        crop_size: the face is processed at about this resolution (pixels across a
+            square crop twice the face width); larger faces are warped through a
+            coarser grid, so the cost does not grow with the source resolution.
+        fps: output frame rate for portraits (videos keep their own rate).
+        head_motion: idle head sway and speech nods for portraits, 0 (still) .. 1.
+        blink_rate: blinks per minute for portraits (0: none); real people 15-20.
+        expressiveness: scales the jaw opening (1 = natural, up to 2).
+        seed: seeds blinks and head motion; the same seed gives the same video.
+        teeth: mouth interior for portraits: ``"auto"`` reuses the portrait's own
+            when it shows teeth, ``"source"`` forces it, ``"synthetic"`` paints one.
+        loop: how a video source repeats when the speech is longer:
+            ``"pingpong"`` (forwards then backwards, no jump) or ``"loop"``.
+    """
+
+    crop_size: int = 256
+    fps: float = 25.0
+    head_motion: float = 0.5
+    blink_rate: float = 17.0
+    expressiveness: float = 1.0
+    seed: int = 0
+    teeth: TeethMode = "auto"
+    loop: LoopMode = "pingpong"
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.crop_size <= 1024:
+            raise OptionError(f"crop_size must be in 64..1024 pixels, got {self.crop_size}")
+        if not 1.0 <= self.fps <= 120.0:
+            raise OptionError(f"fps must be in 1..120, got {self.fps}")
+        if not 0.0 <= self.head_motion <= 1.0:
+            raise OptionError(f"head_motion must be in 0..1, got {self.head_motion}")
+        if not 0.0 <= self.blink_rate <= 60.0:
+            raise OptionError(f"blink_rate must be in 0..60 per minute, got {self.blink_rate}")
+        if not 0.0 <= self.expressiveness <= 2.0:
+            raise OptionError(f"expressiveness must be in 0..2, got {self.expressiveness}")
+        if self.teeth not in ("auto", "source", "synthetic"):
+            raise OptionError(f"teeth must be auto, source or synthetic, got {self.teeth!r}")
+        if self.loop not in ("pingpong", "loop"):
+            raise OptionError(f"loop must be pingpong or loop, got {self.loop!r}")
+
+
+@dataclass
+class SourceFace:
+    """One source frame's face: its rig and the warp vertices (468 mesh + ring), pixels."""
+
+    rig: FaceRig
+    vertices: np.ndarray
+    face_width: float
+
+    @staticmethod
+    def from_mesh(mesh: np.ndarray) -> SourceFace:
+        rig = FaceRig(mesh)
+        head = rig.source
+        ring = head[list(T.FACE_OVAL)].copy()
+        ring[:, :2] = tp.RING_CENTRE + tp.RING_SCALE * (ring[:, :2] - tp.RING_CENTRE)
+        ring_px = rig.frame.to_pixels(ring)[:, :2]
+        vertices = np.vstack([np.asarray(mesh, np.float64)[: tp.N_FACE, :2], ring_px])
+        width = float(np.linalg.norm(vertices[234] - vertices[454]))
+        return SourceFace(rig, vertices, width)
+
+
+@dataclass
+class HeadWarp:
+    """Soft similarity warp of the head region of a portrait (precomputed grids).
+
+    Output pixel ``p`` samples ``p + w(p) (A^-1 p - p)``: the head moves rigidly
+    and the motion fades out over the neck and background.
+    """
+
+    region: fld.Region
+    xs: np.ndarray  # (H, W) float32 pixel x
+    ys: np.ndarray
+    weight: np.ndarray  # (H, W) float32
+    pivot: np.ndarray  # (2,) rotation centre (neck)
+    face_width: float
+
+    @staticmethod
+    def around(points: np.ndarray, frame_shape: tuple[int, ...]) -> HeadWarp:
+        pts = np.asarray(points, np.float64)[:, :2]
+        top, chin = pts[T.FOREHEAD], pts[T.CHIN]
+        width = float(np.linalg.norm(pts[234] - pts[454]))
+        height = float(np.linalg.norm(chin - top))
+        centre = 0.5 * (top + chin) - 0.15 * (chin - top)
+        axes = np.array([0.85 * width, 0.8 * height])
+        reach = HEAD_BLOB[1]
+        corners = np.array([centre - reach * axes, centre + reach * axes])
+        region = fld.Region.around(corners, frame_shape, pad=0)
+        ys, xs = np.mgrid[region.y0 : region.y1, region.x0 : region.x1].astype(np.float32)
+        r = np.hypot((xs - centre[0]) / axes[0], (ys - centre[1]) / axes[1])
+        t = np.clip((r - HEAD_BLOB[0]) / (reach - HEAD_BLOB[0]), 0.0, 1.0)
+        weight = (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)
+        pivot = chin + 0.25 * (chin - top)
+        return HeadWarp(region, xs, ys, weight, pivot, width)
+
+    def apply(self, image: np.ndarray, offset: HeadOffset) -> np.ndarray:
+        """``image`` with the head moved by ``offset`` (a new array)."""
+        if offset.is_zero or self.region.empty:
+            return image
+        forward = offset.matrix(self.pivot, self.face_width)
+        inv = cv2.invertAffineTransform(forward).astype(np.float32)
+        mx = self.xs + self.weight * (
+            inv[0, 0] * self.xs + inv[0, 1] * self.ys + inv[0, 2] - self.xs
+        )
+        my = self.ys + self.weight * (
+            inv[1, 0] * self.xs + inv[1, 1] * self.ys + inv[1, 2] - self.ys
+        )
+        out = image.copy()
+        r = self.region
+        out[r.y0 : r.y1, r.x0 : r.x1] = cv2.remap(
+            image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return out
+
+
+@dataclass
+class WarpAvatar:
+    """A source analysed by :meth:`WarpEngine.prepare`.
+
+    Attributes:
+        fps: output frame rate (a portrait's option, or the video's own rate).
+        frame_size: ``(width, height)`` of the source and of every output frame.
+        faces: per source frame, its :class:`SourceFace` (``None`` where no face was found).
+        textures: mouth interiors, ascending by the opening they came from.
+        image: the portrait, RGB uint8 ``(H, W, 3)``; ``None`` for a video.
+        video: the video file; ``None`` for a portrait.
+        timestamps: ``(N,)`` seconds of the video's frames.
+        head: head-motion warp for a portrait.
+        step: field grid spacing in pixels (from ``crop_size``).
+    """
+
+    fps: float
+    frame_size: tuple[int, int]
+    faces: list[SourceFace | None]
+    textures: list[MouthTexture]
+    image: np.ndarray | None = None
+    video: Path | None = None
+    timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    head: HeadWarp | None = None
+    step: float = 1.0
+    teeth_source: str = "synthetic"
+
+    @property
+    def is_video(self) -> bool:
+        return self.video is not None
+
+    @property
+    def n_source_frames(self) -> int:
+        return len(self.faces)
+
+
+def _is_image_source(source: Source) -> bool:
+    if isinstance(source, np.ndarray):
+        return True
+    from avatarlab.media import probe
+
+    return bool(probe(source).is_image)
+
+
+def _pose_from_params(row: np.ndarray, columns: dict[str, int], blink: float) -> Pose:
+    return Pose(
+        jaw_open=float(row[columns["jaw_open"]]),
+        lip_spread=float(row[columns["lip_spread"]]),
+        lip_closed=float(row[columns["lip_closed"]]),
+        upper_lip_raise=float(row[columns["upper_lip_raise"]]),
+        teeth=float(row[columns["teeth"]]),
+        blink=blink,
+    )
+
+
+def _cavity_colour(texture: MouthTexture, fallback: np.ndarray) -> np.ndarray:
+    """The darkest tenth of a real texture's visible interior (else ``fallback``)."""
+    px = np.vstack([texture.upper.reshape(-1, 4), texture.lower.reshape(-1, 4)])
+    px = px[px[:, 3] > 0.9, :3]
+    if len(px) < 20:
+        return fallback
+    lum = luminance(px)
+    dark = px[lum <= np.percentile(lum, 10)]
+    return np.asarray(dark.mean(axis=0), np.float32)
+
+
+class WarpEngine:
+    """Training-free talking heads: deform the source face with its own landmarks.
+
+    >>> engine = WarpEngine(WarpOptions(head_motion=0.3))
+    >>> avatar = engine.prepare("portrait.jpg")            # doctest: +SKIP
+    >>> frames = engine.render(avatar, Driver(text="Hi"))  # doctest: +SKIP
+    """
+
+    name = "warp"
+
+    def __init__(self, options: WarpOptions | None = None) -> None:
+        self.options = options or WarpOptions()
+
+    # -- prepare -----------------------------------------------------------------
+    def prepare(self, source: Source) -> WarpAvatar:
+        """Analyse a portrait (image file or RGB array) or a video file.
+
+        Raises:
+            NoFaceError: no face in the portrait, or in no frame of the video.
+            MediaError: unreadable source.
+        """
+        if _is_image_source(source):
+            return self._prepare_image(source)
+        return self._prepare_video(Path(os.fspath(source)))  # type: ignore[arg-type]
+
+    def _step(self, face_width: float) -> float:
+        return max(1.0, face_width / (0.5 * self.options.crop_size))
+
+    def _prepare_image(self, source: Source) -> WarpAvatar:
+        from avatarlab.face import face_mesh
+        from avatarlab.face.boxes import check_frame
+        from avatarlab.media import read_image
+
+        image = check_frame(source) if isinstance(source, np.ndarray) else read_image(source)
+        mesh = face_mesh(image)
+        if mesh is None:
+            what = "the image" if isinstance(source, np.ndarray) else str(source)
+            raise NoFaceError(
+                f"no face found in {what}: use a picture where one face is clearly visible "
+                "(frontal or three-quarter, at least about 80 pixels wide)"
+            )
+        face = SourceFace.from_mesh(mesh)
+        texture, kind = self._portrait_texture(image, mesh, face)
+        return WarpAvatar(
+            fps=self.options.fps,
+            frame_size=(image.shape[1], image.shape[0]),
+            faces=[face],
+            textures=[texture],
+            image=image,
+            head=HeadWarp.around(mesh, image.shape),
+            step=self._step(face.face_width),
+            teeth_source=kind,
+        )
+
+    def _portrait_texture(
+        self, image: np.ndarray, mesh: np.ndarray, face: SourceFace
+    ) -> tuple[MouthTexture, str]:
+        colours = FaceColours.sample(image, mesh)
+        geometry = MouthGeometry.from_points(mesh, face.rig.frame.scale)
+        synthetic = synthetic_texture(colours, geometry.half_width())
+        mode = self.options.teeth
+        if mode == "synthetic":
+            return synthetic, "synthetic"
+        real = texture_from_frame(image, geometry, colours.cavity)
+        if mode == "auto":
+            shown = real.upper[..., 3] > 0.5
+            bright = shown.any() and float(
+                np.percentile(luminance(real.upper[..., :3][shown]), 75)
+            ) > 0.55 * float(luminance(colours.skin))
+            if geometry.gap() < REAL_TEETH_MIN_GAP_CM or not bright:
+                return synthetic, "synthetic"
+        cavity = _cavity_colour(real, colours.cavity)
+        return MouthTexture(real.upper, real.lower, cavity, real.half_width, real.gap), "source"
+
+    def _prepare_video(self, path: Path) -> WarpAvatar:
+        from avatarlab.face import FaceTracker
+        from avatarlab.media import iter_frames, probe
+
+        info = probe(path)
+        faces: list[SourceFace | None] = []
+        times: list[float] = []
+        library: dict[int, tuple[float, MouthTexture]] = {}  # bin -> (|yaw|, texture)
+        colours: FaceColours | None = None
+        widths: list[float] = []
+        frames = iter_frames(path)
+        total = info.n_frames or None
+        with FaceTracker() as tracker:
+            for frame, t in track_progress(frames, "tracking face", total=total):
+                state = tracker.update(frame, t)
+                times.append(t)
+                if state is None:
+                    faces.append(None)
+                    continue
+                face = SourceFace.from_mesh(state.landmarks)
+                faces.append(face)
+                widths.append(face.face_width)
+                if colours is None:
+                    colours = FaceColours.sample(frame, state.landmarks)
+                geometry = MouthGeometry.from_points(state.landmarks, face.rig.frame.scale)
+                gap = geometry.gap()
+                if not LIBRARY_RANGE_CM[0] <= gap <= LIBRARY_RANGE_CM[1]:
+                    continue
+                key = int(gap // LIBRARY_BIN_CM)
+                yaw = abs(float(state.pose.yaw)) if state.pose is not None else 90.0
+                if key not in library or yaw < library[key][0]:
+                    library[key] = (yaw, texture_from_frame(frame, geometry, colours.cavity))
+        if not times:
+            raise MediaError(f"{path} has no frames: pass a video with a face")
+        if colours is None:
+            raise NoFaceError(
+                f"no face found in any of the {len(times)} frames of {path}: use a video where "
+                "the speaker's face is visible",
+                list(range(len(times))),
+            )
+        textures = [library[k][1] for k in sorted(library)]
+        if textures:
+            cavity = _cavity_colour(textures[-1], colours.cavity)
+            textures = [
+                MouthTexture(t.upper, t.lower, cavity, t.half_width, t.gap) for t in textures
+            ]
+            kind = "video"
+        else:
+            first = next(f for f in faces if f is not None)
+            textures = [synthetic_texture(colours, first.rig.mouth_half_width)]
+            kind = "synthetic"
+        return WarpAvatar(
+            fps=float(info.fps),
+            frame_size=(int(info.width), int(info.height)),
+            faces=faces,
+            textures=textures,
+            video=path,
+            timestamps=np.asarray(times, np.float64),
+            step=self._step(float(np.median(widths))),
+            teeth_source=kind,
+        )
+
+    # -- render ------------------------------------------------------------------
+    def render(self, avatar: WarpAvatar, driver: Driver) -> Iterator[Frame]:
+        """Frames (RGB uint8, source size) at ``avatar.fps`` speaking ``driver``.
+
+        One frame per mouth-track row: ``ceil(duration * fps)`` frames.
+        """
+        speech = driver.analyse(avatar.fps)
+        session = _Session(self, avatar)
+        try:
+            for row in speech.mouth.params:
+                yield session.frame(row)
+        finally:
+            session.close()
+
+    def render_stream(
+        self, avatar: WarpAvatar, audio_chunks: Iterable[np.ndarray], sample_rate: int
+    ) -> Iterator[list[Frame]]:
+        """Live form of :meth:`render`: float32 mono chunks in, frames per chunk out.
+
+        Mouth parameters come from the acoustic streaming analysis
+        (:class:`avatarlab.speech.StreamingMouth`), whose look-ahead is 62 ms, so a
+        frame is ready about 100 ms of audio after its time plus render time.
+        """
+        from avatarlab.speech import StreamingMouth
+
+        mouth = StreamingMouth(sample_rate=sample_rate, fps=avatar.fps)
+        session = _Session(self, avatar)
+        try:
+            for chunk in audio_chunks:
+                yield [session.frame(row) for row in mouth.push(chunk).params]
+            yield [session.frame(row) for row in mouth.flush().params]
+        finally:
+            session.close()
+
+
+class _Session:
+    """Per-render state: source frame order, blinks, head motion, chosen interior."""
+
+    def __init__(self, engine: WarpEngine, avatar: WarpAvatar) -> None:
+        from avatarlab.speech import MOUTH_PARAMS
+
+        self.options = engine.options
+        self.avatar = avatar
+        self.columns = {name: i for i, name in enumerate(MOUTH_PARAMS)}
+        self.index = 0
+        portrait = not avatar.is_video
+        seed = self.options.seed
+        self.blinks = BlinkSchedule(self.options.blink_rate if portrait else 0.0, avatar.fps, seed)
+        self.motion = HeadMotion(self.options.head_motion if portrait else 0.0, avatar.fps, seed)
+        self.triangles = tp.warp_triangles()
+        self.texture_index = len(avatar.textures) - 1
+        self._frames: Iterator[tuple[np.ndarray, int]] | None = (
+            _video_frames(avatar, self.options.loop) if avatar.is_video else None
+        )
+
+    def close(self) -> None:
+        if self._frames is not None and hasattr(self._frames, "close"):
+            self._frames.close()
+
+    def _source(self) -> tuple[np.ndarray, SourceFace | None]:
+        if self._frames is None:
+            assert self.avatar.image is not None
+            return self.avatar.image, self.avatar.faces[0]
+        frame, j = next(self._frames)
+        return frame, self.avatar.faces[j]
+
+    def frame(self, params: np.ndarray) -> Frame:
+        """Render the next output frame for one row of mouth parameters."""
+        blink = self.blinks.closure(self.index)
+        self.index += 1
+        pose = _pose_from_params(params, self.columns, blink)
+        offset = self.motion.step(pose.jaw_open * (1.0 - pose.lip_closed))
+        image, face = self._source()
+        if face is None:
+            return image.copy()
+        out = self.deform(image, face, pose)
+        if self.avatar.head is not None:
+            out = self.avatar.head.apply(out, offset)
+        return out
+
+    def deform(self, image: np.ndarray, face: SourceFace, pose: Pose) -> np.ndarray:
+        """``image`` with ``face`` deformed into ``pose`` and the mouth interior drawn."""
+        offsets = np.zeros_like(face.vertices)
+        offsets[: tp.N_FACE] = face.rig.displacements(pose, self.options.expressiveness)
+        moving = fld.moving_triangles(self.triangles, offsets)
+        out = image.copy()
+        if not len(moving):
+            return out
+        target = face.vertices + offsets
+        region = fld.Region.around(target[np.unique(moving)], image.shape)
+        if region.empty:
+            return out
+        source_xy = fld.backward_map(face.vertices, target, moving, region, self.avatar.step)
+        out[region.y0 : region.y1, region.x0 : region.x1] = fld.remap_region(image, source_xy)
+        geometry = MouthGeometry.from_points(target, face.rig.frame.scale)
+        gap = geometry.gap()
+        if gap > _MIN_GAP_CM:
+            softness = EDGE_SOFTNESS_PX * self.avatar.step
+            render_interior(out, geometry, self._texture(gap), pose.teeth, softness)
+        return out
+
+    def _texture(self, gap: float) -> MouthTexture:
+        """Interior for an opening of ``gap`` cm: the smallest source opening that covers it.
+
+        Keeps the current choice while it still fits (covers the gap and is not
+        more than twice as open), so the teeth do not flicker between sources.
+        """
+        textures = self.avatar.textures
+        current = textures[self.texture_index]
+        if len(textures) == 1 or (gap <= current.gap <= 2.0 * gap + 0.2):
+            return current
+        fits = [i for i, t in enumerate(textures) if t.gap >= gap]
+        self.texture_index = fits[0] if fits else len(textures) - 1
+        return textures[self.texture_index]
+
+
+def _video_frames(avatar: WarpAvatar, loop: LoopMode) -> Iterator[tuple[np.ndarray, int]]:
+    """Endless ``(frame, source index)``: forwards, then backwards or from the start again.
+
+    Backward passes decode blocks of ``_BLOCK`` frames and reverse them, so memory
+    stays bounded whatever the clip length.
+    """
+    from avatarlab.media import iter_frames
+
+    assert avatar.video is not None
+    n = avatar.n_source_frames
+    times = avatar.timestamps
+    eps = 0.5 / max(avatar.fps, 1.0)
+    while True:
+        count = 0
+        for j, (frame, _) in enumerate(iter_frames(avatar.video)):
+            if j >= n:
+                break
+            count += 1
+            yield frame, j
+        if count == 0:
+            raise MediaError(f"{avatar.video} has no frames to dub")
+        if loop == "loop" or n < 3:
+            continue
+        for end in range(n - 1, 0, -_BLOCK):  # frames n-2 .. 1, newest first
+            start = max(end - _BLOCK, 1)
+            block = _decode_block(avatar.video, times, start, end, eps)
+            for k in range(len(block) - 1, -1, -1):
+                yield block[k], start + k
+
+
+_BLOCK = 48
+
+
+def _decode_block(
+    video: Path, times: np.ndarray, start: int, end: int, eps: float
+) -> list[np.ndarray]:
+    """Frames ``start .. end-1`` of ``video`` (by their tracked timestamps)."""
+    from avatarlab.media import iter_frames
+
+    out: list[np.ndarray] = []
+    for frame, _ in iter_frames(video, start=float(times[start]), end=float(times[end - 1]) + eps):
+        out.append(frame)
+    if len(out) != end - start:
+        raise MediaError(
+            f"{video}: could not re-read frames {start}-{end - 1} for ping-pong looping; "
+            "use loop='loop' or re-encode the video"
+        )
+    return out
