@@ -121,6 +121,97 @@ def crop(
         raise typer.Exit(1)
 
 
+def _print_generated(result: object) -> None:
+    r = result  # GenerateResult
+    console.print(
+        f"{r.frames} frames at {r.fps:g} fps ({r.duration:.2f} s, speech: {r.speech_source})"  # type: ignore[attr-defined]
+        f" -> {r.path}"  # type: ignore[attr-defined]
+    )
+    for note in r.notes:  # type: ignore[attr-defined]
+        console.print(f"  [dim]{note}[/]")
+
+
+@app.command()
+def speak(
+    image: Path = typer.Option(..., "--image", help="Portrait (photo, painting, cartoon)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output MP4."),
+    audio: Path | None = typer.Option(None, "--audio", help="Speech to lip-sync to."),
+    text: str | None = typer.Option(None, "--text", help="Text to say (espeak-ng voice)."),
+    voice: str = typer.Option("en-us", "--voice", help="espeak-ng voice for --text."),
+    transcript: str | None = typer.Option(
+        None, "--transcript", help="What --audio says (English): exact phone timing."
+    ),
+    engine: str = typer.Option("warp", "--engine", help="warp (default) or wav2lip."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights for wav2lip."),
+    fps: float = typer.Option(25.0, "--fps", help="Output frame rate."),
+    head_motion: float = typer.Option(0.5, "--head-motion", help="Head motion, 0..1."),
+    blink_rate: float = typer.Option(17.0, "--blink-rate", help="Blinks per minute."),
+    expressiveness: float = typer.Option(1.0, "--expressiveness", help="Jaw scale, 0..2."),
+    seed: int = typer.Option(0, "--seed", help="Seed for blinks and head motion."),
+    crop_size: int = typer.Option(256, "--crop-size", help="Face processing resolution."),
+    teeth: str = typer.Option("auto", "--teeth", help="Mouth interior: auto, source, synthetic."),
+    language: str = typer.Option("en", "--language", help="Language of --audio."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality, 0 (lossless)..51."),
+) -> None:
+    """Make the face in a portrait say an audio file or a text."""
+    from avatarlab.errors import OptionError
+    from avatarlab.generate import SpeakOptions
+    from avatarlab.generate import speak as speak_fn
+
+    if (audio is None) == (text is None):
+        raise OptionError("give exactly one of --audio SPEECH or --text \"...\"")
+    options = SpeakOptions(
+        engine=engine, fps=fps, head_motion=head_motion, blink_rate=blink_rate,
+        expressiveness=expressiveness, seed=seed, crop_size=crop_size, teeth=teeth,
+        language=language, checkpoint=checkpoint, crf=crf,
+    )  # fmt: skip
+    result = speak_fn(
+        image, audio=audio, text=text, voice=voice, transcript=transcript, out=out, options=options
+    )
+    _print_generated(result)
+
+
+@app.command()
+def dub(
+    video: Path = typer.Option(..., "--video", help="Talking video to re-lip-sync."),
+    audio: Path = typer.Option(..., "--audio", help="New speech."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output MP4."),
+    transcript: str | None = typer.Option(
+        None, "--transcript", help="What --audio says (English): exact phone timing."
+    ),
+    engine: str = typer.Option("warp", "--engine", help="warp (default) or wav2lip."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights for wav2lip."),
+    expressiveness: float = typer.Option(1.0, "--expressiveness", help="Jaw scale, 0..2."),
+    crop_size: int = typer.Option(256, "--crop-size", help="Face processing resolution."),
+    loop: str = typer.Option("pingpong", "--loop", help="Longer speech: pingpong or loop."),
+    language: str = typer.Option("en", "--language", help="Language of --audio."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality, 0 (lossless)..51."),
+) -> None:
+    """Re-lip-sync a talking video to new speech, keeping its head motion and background."""
+    from avatarlab.generate import DubOptions
+    from avatarlab.generate import dub as dub_fn
+
+    options = DubOptions(
+        engine=engine, expressiveness=expressiveness, crop_size=crop_size, loop=loop,
+        language=language, checkpoint=checkpoint, crf=crf,
+    )  # fmt: skip
+    _print_generated(dub_fn(video, audio, transcript=transcript, out=out, options=options))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output folder."),
+    text: str | None = typer.Option(None, "--text", help="Sentence to say instead of the default."),
+) -> None:
+    """The main job on built-in defaults: analyse the bundled portrait and make it speak."""
+    from avatarlab.assets import DEFAULT_SENTENCE
+    from avatarlab.demo import run_demo
+
+    result = run_demo(out, text or DEFAULT_SENTENCE)
+    console.print(f"portrait analysis: {result.annotated}, {result.faces_json}")
+    console.print(f"talking video: {result.video}")
+
+
 models_app = typer.Typer(
     help="Checkpoints avatarlab can use: list them, identify or check a file.",
     no_args_is_help=True,
@@ -165,6 +256,284 @@ def models_verify(
         print(f"problem: {problem}")
     print("OK" if report.ok else "MISMATCH")
     if not report.ok:
+        raise typer.Exit(1)
+
+
+datasets_app = typer.Typer(
+    help="The field's corpora: what they are, how to get them, how they lie on disk.",
+    no_args_is_help=True,
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+def datasets_list(
+    kind: str | None = typer.Option(None, "--kind", help="talking-face, speech or avatar."),
+) -> None:
+    """Show every dataset card: year, language, setting, size and the reader to use."""
+    from rich.table import Table
+
+    from avatarlab.datasets.cards import list_cards
+
+    table = Table(title="datasets (details: avatarlab datasets show NAME)")
+    for column in ("name", "year", "kind", "language", "env", "subjects", "duration", "reader"):
+        table.add_column(column, overflow="fold")
+    for c in list_cards(kind):
+        table.add_row(
+            c.name,
+            str(c.year),
+            c.kind,
+            c.language or "-",
+            c.environment,
+            c.subjects or "-",
+            c.duration or "-",
+            c.reader or "-",
+        )
+    Console(width=200).print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(name: str = typer.Argument(..., help="Dataset name, e.g. VoxCeleb2.")) -> None:
+    """Show one dataset card in full, including the on-disk layout its reader expects."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from avatarlab.datasets.cards import get_card
+
+    card = get_card(name)
+    table = Table(title=card.name, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in asdict(card).items():
+        if key != "name":
+            table.add_row(key, str(value) if value != "" else "-")
+    Console(width=160).print(table)
+
+
+def _prep_default(name: str) -> object:
+    """Default of a ``PrepareOptions`` field (a light import: no numpy, no OpenCV)."""
+    from avatarlab.datasets.options import PrepareOptions
+
+    return getattr(PrepareOptions(), name)
+
+
+@app.command("prepare")
+def prepare_cmd(
+    src: Path = typer.Argument(..., help="Corpus folder (or one video) to prepare."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output root; re-use it to resume."),
+    dataset: str = typer.Option(
+        "folder", "--dataset", help="Reader: folder, voxceleb2, lrs2, hdtf, ..."
+    ),
+    preset: str = typer.Option(
+        _prep_default("preset"), "--preset", help="wav2lip, hdtf or syncnet."
+    ),
+    size: int = typer.Option(_prep_default("size"), "--size", help="Side of the face crops, px."),
+    scale: float | None = typer.Option(
+        None, "--scale", help="Crop side / face box (default: preset)."
+    ),
+    fps: float = typer.Option(_prep_default("fps"), "--fps", help="Output frame rate."),
+    sample_rate: int = typer.Option(
+        _prep_default("sample_rate"), "--sample-rate", help="Output audio rate, Hz."
+    ),
+    min_face: int = typer.Option(
+        _prep_default("min_face"), "--min-face", help="Smallest face height, source px."
+    ),
+    max_yaw: float = typer.Option(
+        _prep_default("max_yaw"), "--max-yaw", help="Largest |yaw|, degrees."
+    ),
+    max_pitch: float = typer.Option(
+        _prep_default("max_pitch"), "--max-pitch", help="Largest |pitch|, degrees."
+    ),
+    min_sharpness: float = typer.Option(
+        _prep_default("min_sharpness"), "--min-sharpness", help="Smallest median CPBD (0-1)."
+    ),
+    min_duration: float = typer.Option(
+        _prep_default("min_duration"), "--min-duration", help="Shortest segment kept, s."
+    ),
+    shot_threshold: float = typer.Option(
+        _prep_default("shot_threshold"),
+        "--shot-threshold",
+        help="Grey jump (0-255) that counts as a cut.",
+    ),
+    smooth: int = typer.Option(
+        _prep_default("smooth"), "--smooth", help="Frames averaged to steady crop boxes."
+    ),
+    sharpness_every: int = typer.Option(
+        _prep_default("sharpness_every"),
+        "--sharpness-every",
+        help="Measure CPBD every N face frames.",
+    ),
+    jpeg_quality: int = typer.Option(
+        _prep_default("jpeg_quality"), "--jpeg-quality", help="JPEG quality (wav2lip preset)."
+    ),
+    val_fraction: float = typer.Option(
+        _prep_default("val_fraction"), "--val-fraction", help="Share of speakers in val."
+    ),
+    test_fraction: float = typer.Option(
+        _prep_default("test_fraction"), "--test-fraction", help="Share of speakers in test."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Redo clips that failed before."
+    ),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes / Ray CPUs (default: cores)."
+    ),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster to join, e.g. auto."),
+) -> None:
+    """Prepare SRC for training: 25 fps face crops, 16 kHz audio, landmarks, manifest, splits."""
+    from avatarlab.datasets.options import PrepareOptions
+    from avatarlab.datasets.pipeline import prepare
+
+    options = PrepareOptions(
+        preset=preset,
+        size=size,
+        scale=scale,
+        fps=fps,
+        sample_rate=sample_rate,
+        min_face=min_face,
+        max_yaw=max_yaw,
+        max_pitch=max_pitch,
+        min_sharpness=min_sharpness,
+        min_duration=min_duration,
+        shot_threshold=shot_threshold,
+        smooth=smooth,
+        sharpness_every=sharpness_every,
+        jpeg_quality=jpeg_quality,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        retry_failed=retry_failed,
+    )
+    s = prepare(
+        src, out, options, dataset=dataset, executor=executor, workers=workers, address=address
+    )
+    console.print(
+        f"{s.clips} clips: {s.ok} ok, {s.dropped} dropped, {s.failed} failed "
+        f"({s.skipped} already done); {s.kept_segments} segments kept "
+        f"(train {s.splits['train']}, val {s.splits['val']}, test {s.splits['test']}); "
+        f"{s.clips_per_second:.2f} clips/s, {s.realtime_factor:.1f}x real time -> {out}"
+    )
+    if s.failed:
+        console.print(
+            f"[yellow]{s.failed} clips failed: see the reason column of {out}/manifest.parquet[/]"
+        )
+
+
+@app.command("serve")
+def serve_cmd(
+    avatar: list[Path] = typer.Option(
+        [], "--avatar", help="Portrait or video offered on the page (repeatable; first = default)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8010, "--port", help="TCP port."),
+    token: str | None = typer.Option(
+        None, "--token", envvar="AVATARLAB_SERVE_TOKEN", help="Require this bearer token."
+    ),
+    max_sessions: int = typer.Option(4, "--max-sessions", help="Sessions alive at once."),
+    session_timeout_s: float = typer.Option(
+        600.0, "--session-timeout-s", help="Close a session silent for this long (s)."
+    ),
+    max_text_chars: int = typer.Option(2000, "--max-text-chars", help="Longest text per say."),
+    max_audio_bytes: int = typer.Option(
+        10_485_760, "--max-audio-bytes", help="Largest audio upload."
+    ),
+    max_audio_s: float = typer.Option(120.0, "--max-audio-s", help="Longest uploaded speech (s)."),
+    max_avatar_bytes: int = typer.Option(
+        20_971_520, "--max-avatar-bytes", help="Largest avatar upload."
+    ),
+    max_avatar_s: float = typer.Option(60.0, "--max-avatar-s", help="Longest avatar video (s)."),
+    max_avatars: int = typer.Option(8, "--max-avatars", help="Uploaded avatars kept."),
+    say_burst: int = typer.Option(5, "--say-burst", help="Say calls allowed back to back."),
+    say_per_s: float = typer.Option(2.0, "--say-per-s", help="Sustained say calls per second."),
+    max_side: int = typer.Option(512, "--max-side", help="Longest side of the video (pixels)."),
+    voice: str = typer.Option("en-us", "--voice", help="espeak-ng voice for text."),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="Extra host name the Host header may carry (repeatable)."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the live talking avatar: web page, HTTP API and WebRTC media (docs/serve.md)."""
+    from avatarlab.serve import ServeOptions, serve
+
+    options = ServeOptions(
+        avatars=tuple(avatar),
+        host=host,
+        port=port,
+        token=token,
+        max_sessions=max_sessions,
+        session_timeout_s=session_timeout_s,
+        max_text_chars=max_text_chars,
+        max_audio_bytes=max_audio_bytes,
+        max_audio_s=max_audio_s,
+        max_avatar_bytes=max_avatar_bytes,
+        max_avatar_s=max_avatar_s,
+        max_avatars=max_avatars,
+        say_burst=say_burst,
+        say_per_s=say_per_s,
+        max_side=max_side,
+        voice=voice,
+        extra_hosts=tuple(allow_host),
+    )
+    serve(options, log_level=log_level)
+
+
+@app.command("eval")
+def eval_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Generated video, or a folder of them."),
+    ref: Path | None = typer.Option(
+        None, "--ref", help="Real video, or a folder matched by file name."
+    ),
+    audio: Path | None = typer.Option(
+        None, "--audio", help="Driving audio (default: each video's own track)."
+    ),
+    metrics: str | None = typer.Option(
+        None, "--metrics", help="Comma-separated metrics (default: all that can run)."
+    ),
+    weights: list[str] = typer.Option(
+        [], "--weights", help="Checkpoint name=path (repeatable), e.g. syncnet_v2=FILE."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="Metric option metric.key=value, e.g. psnr.y_channel=true."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", help="Worker processes (default: cores; 1: in-process)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="Torch device for neural metrics."),
+    max_plots: int = typer.Option(4, "--max-plots", help="Clips drawn in the report."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for tables, JSON, report.html."),
+) -> None:
+    """Score generated videos against real ones: tables, JSON and an offline HTML report."""
+    from avatarlab.evaluate import evaluate, parse_metric_options, parse_weights
+    from avatarlab.metrics.report import summary_table
+
+    res = evaluate(
+        pred,
+        ref,
+        audio,
+        metrics=metrics,
+        out_dir=out,
+        jobs=jobs,
+        weights=parse_weights(weights),
+        device=device,
+        metric_options=parse_metric_options(option),
+        max_plots=max_plots,
+    )
+    Console(width=160).print(summary_table(res))
+    for kind, files in (
+        ("prediction", res.plan.unmatched_pred),
+        ("reference", res.plan.unmatched_ref),
+    ):
+        for path in files:
+            console.print(f"[yellow]unmatched {kind} (no file of the same name):[/] {path}")
+    for clip in res.failed:
+        console.print(f"[red]failed:[/] {clip.name}: {clip.error}", highlight=False)
+    for name, metric, message in res.metric_errors():
+        console.print(f"[red]{metric} failed on {name}:[/] {message}", highlight=False)
+    console.print(
+        f"{len(res.clips) - len(res.failed)} clips -> {res.files['report.html']}", soft_wrap=True
+    )
+    if not res.metrics or (res.clips and len(res.failed) == len(res.clips)):
         raise typer.Exit(1)
 
 

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from avatarlab._util import atomic_output
 from avatarlab.assets import DEFAULT_SENTENCE, DEFAULT_VOICE, default_portrait
 
@@ -23,7 +25,7 @@ class DemoOutputs:
     portrait: Path
     annotated: Path
     faces_json: Path
-    video: Path | None
+    video: Path
 
 
 def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> DemoOutputs:
@@ -51,9 +53,8 @@ def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> D
     )
 
 
-def _speak(portrait, target: Path, text: str) -> Path | None:  # type: ignore[no-untyped-def]
+def _speak(portrait: np.ndarray, target: Path, text: str) -> Path:
     """Make the portrait say ``text`` with the default engine."""
     from avatarlab.generate import speak
 
-    speak(portrait, text=text, voice=DEFAULT_VOICE, out=target)
-    return target
+    return speak(portrait, text=text, voice=DEFAULT_VOICE, out=target).path

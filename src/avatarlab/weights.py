@@ -4,16 +4,30 @@ avatarlab never downloads weights. A neural engine or metric asks the registry
 for a checkpoint by name; the registry looks for the file at an explicit path,
 then in the cache folder (``$AVATARLAB_WEIGHTS`` or ``~/.cache/avatarlab``), and
 raises :class:`MissingWeightsError` naming the file and its official source.
+
+Checkpoint files are read without running code from them (``weights_only``), unwrapped
+from training containers (``{"state_dict": ...}``, ``module.`` prefixes) and checked key by
+key and shape by shape against the model before loading (:func:`load_into`); a registered
+state-dict layout (:func:`register_architecture`) also lets :func:`check_file` tell which
+known checkpoint an unnamed file is. torch is imported only by those functions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from avatarlab.errors import CheckpointError, MissingWeightsError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -26,9 +40,30 @@ class Checkpoint:
     source: str
     size: int | None = None
     sha256: str | None = None
+    architecture: str | None = None
+    """Name of the state-dict layout (:func:`register_architecture`) the file holds."""
 
+
+Schema = Mapping[str, tuple[int, ...]]
+"""State-dict key -> tensor shape."""
 
 _REGISTRY: dict[str, Checkpoint] = {}
+_ARCHITECTURES: dict[str, Callable[[], Schema]] = {}
+
+# Modules that register checkpoints when imported; imported on the first registry lookup so
+# that listing and resolving work without importing every engine first. They must not
+# import torch at module level.
+_PROVIDERS: tuple[str, ...] = ("avatarlab.engines.wav2lip",)
+_discovered = False
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for module in _PROVIDERS:
+        importlib.import_module(module)
 
 
 def register(ckpt: Checkpoint) -> Checkpoint:
@@ -42,11 +77,14 @@ def register(ckpt: Checkpoint) -> Checkpoint:
 
 def known_checkpoints() -> list[Checkpoint]:
     """All registered checkpoints, sorted by name."""
+    _discover()
     return sorted(_REGISTRY.values(), key=lambda c: c.name)
 
 
 def get_checkpoint(name: str) -> Checkpoint:
     """Look up a registered checkpoint by name."""
+    if name not in _REGISTRY:
+        _discover()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -81,6 +119,12 @@ def resolve(name: str, path: str | os.PathLike[str] | None = None) -> Path:
     raise MissingWeightsError(missing_message(ckpt, candidates))
 
 
+def find_cached(name: str) -> Path | None:
+    """The cached file of registered checkpoint ``name``, or ``None`` when it is not cached."""
+    file = cache_dir() / get_checkpoint(name).filename
+    return file if file.is_file() else None
+
+
 def sha256sum(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """SHA-256 of a file, streamed."""
     h = hashlib.sha256()
@@ -105,3 +149,264 @@ def verify(name: str, path: str | os.PathLike[str]) -> Path:
             f"download it again from {ckpt.source}"
         )
     return file
+
+
+# --- state-dict layouts: reading checkpoint files and checking their keys and shapes ---
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DDP, torch.compile
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model")
+_SHOWN = 3  # names listed per kind of problem in messages
+_schemas: dict[str, dict[str, tuple[int, ...]]] = {}
+
+
+def register_architecture(name: str, schema: Callable[[], Schema]) -> None:
+    """Declare a state-dict layout by name; ``schema`` is called lazily, once, when needed."""
+    known = _ARCHITECTURES.get(name)
+    if known is not None and known is not schema:
+        raise ValueError(f"architecture {name!r} registered twice")
+    _ARCHITECTURES[name] = schema
+
+
+def architecture_schema(name: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the registered layout ``name``."""
+    _discover()
+    if name not in _schemas:
+        try:
+            make = _ARCHITECTURES[name]
+        except KeyError:
+            raise KeyError(f"unknown architecture {name!r}") from None
+        _schemas[name] = {k: tuple(v) for k, v in make().items()}
+    return _schemas[name]
+
+
+def _is_tensor(value: object) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+def read_state_dict(
+    path: str | os.PathLike[str], *, trusted: bool = False
+) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file as a plain state dict on the CPU.
+
+    Accepts a plain state dict or a training container such as the one the Wav2Lip scripts
+    save (``{"state_dict": ..., "optimizer": ..., "global_step": ..., "global_epoch": ...}``),
+    and removes wrapper prefixes (``module.`` from DataParallel, ``_orig_mod.`` from
+    ``torch.compile``). Loads with ``weights_only=True``, so no code in the file runs, unless
+    ``trusted`` is set for an old file that pickled other Python objects.
+    """
+    import torch
+
+    file = Path(path)
+    if not file.is_file():
+        raise MissingWeightsError(f"checkpoint file {file} does not exist")
+    # The zip format (torch >= 1.6) can be memory-mapped; legacy files are read whole.
+    mmap = zipfile.is_zipfile(file)
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=not trusted, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):  # a readable pickle naming a non-tensor class
+            raise CheckpointError(
+                f"{file} stores Python objects besides tensors, so it was not loaded "
+                "(loading could run code from the file). If you trust its origin, load it "
+                "with trusted=True."
+            ) from err
+        raise CheckpointError(f"{file} is not a readable PyTorch checkpoint") from err
+    except Exception as err:  # torch.load fails in many ways on files that are not its own
+        reason = f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"{file} is not a readable PyTorch checkpoint ({reason})") from err
+    return _unwrap(obj, file)
+
+
+def _unwrap(obj: Any, file: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _CONTAINER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(_is_tensor(v) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(_is_tensor(v) for v in obj.values()):
+        top = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"{file} holds no state dict of tensors (found: {top}); expected a plain state "
+            f"dict or a container with one under {' / '.join(_CONTAINER_KEYS)}"
+        )
+    return {_strip_wrappers(str(k)): v for k, v in obj.items()}
+
+
+@dataclass(frozen=True)
+class LayoutDiff:
+    """How a state dict differs from an expected layout (empty lists: it fits)."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # key, file, expected
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self, shown: int = _SHOWN) -> str:
+        """One line naming the first ``shown`` keys of each kind of problem."""
+
+        def names(items: list[str]) -> str:
+            more = f", ... {len(items) - shown} more" if len(items) > shown else ""
+            return ", ".join(items[:shown]) + more
+
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing keys ({names(self.missing)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected keys ({names(self.unexpected)})")
+        if self.mismatched:
+            shapes = [f"{k}: file {list(a)} vs expected {list(b)}" for k, a, b in self.mismatched]
+            parts.append(f"{len(self.mismatched)} shape mismatches ({names(shapes)})")
+        return "; ".join(parts) or "keys and shapes match"
+
+
+def compare_layout(state: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]]) -> LayoutDiff:
+    """Compare a state dict (or key -> shape map) with an expected key -> shape layout.
+
+    A missing ``num_batches_tracked`` buffer is tolerated: files saved by old PyTorch lack it
+    and inference never reads it.
+    """
+    shapes = {k: tuple(getattr(v, "shape", v)) for k, v in state.items()}
+    missing = sorted(
+        k for k in expected if k not in shapes and not k.endswith("num_batches_tracked")
+    )
+    unexpected = sorted(k for k in shapes if k not in expected)
+    mismatched = sorted(
+        (k, shapes[k], tuple(expected[k]))
+        for k in shapes
+        if k in expected and shapes[k] != tuple(expected[k])
+    )
+    return LayoutDiff(missing, unexpected, mismatched)
+
+
+def matching_checkpoints(state: Mapping[str, Any]) -> list[Checkpoint]:
+    """Registered checkpoints whose layout the state dict fits exactly."""
+    fits: dict[str, bool] = {}
+    out = []
+    for ckpt in known_checkpoints():
+        arch = ckpt.architecture
+        if arch is None:
+            continue
+        if arch not in fits:
+            fits[arch] = compare_layout(state, architecture_schema(arch)).ok
+        if fits[arch]:
+            out.append(ckpt)
+    return out
+
+
+def _names(ckpts: list[Checkpoint]) -> str:
+    return " or ".join(f"'{c.filename}'" for c in ckpts)
+
+
+def load_into(
+    model: torch.nn.Module,
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    trusted: bool = False,
+) -> torch.nn.Module:
+    """Load registered checkpoint ``name`` (at ``path``, else the cache) into ``model``.
+
+    Keys and shapes are checked strictly against ``model``; a mismatch raises
+    :class:`CheckpointError` naming the first differing keys, what the file looks like
+    instead, and the expected official file. Returns the model on ``device`` in eval mode.
+    """
+    ckpt = get_checkpoint(name)
+    file = resolve(name, path)
+    state = read_state_dict(file, trusted=trusted)
+    diff = compare_layout(state, {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    if not diff.ok:
+        same_layout = [c for c in known_checkpoints() if c.architecture == ckpt.architecture]
+        others = [c for c in matching_checkpoints(state) if c.architecture != ckpt.architecture]
+        looks = f" It looks like {_names(others)} instead." if others else ""
+        raise CheckpointError(
+            f"{file} does not fit the {ckpt.description}: {diff.summary()}.{looks} "
+            f"Use the official {_names(same_layout or [ckpt])} from {ckpt.source}."
+        )
+    model.load_state_dict(state, strict=False)
+    return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check_file` found out about a checkpoint file."""
+
+    path: Path
+    size: int
+    sha256: str
+    matches: tuple[str, ...]
+    """Registered checkpoint names the file is (by checksum) or fits (by layout)."""
+    method: str
+    """How the match was made: ``sha256``, ``size``, ``layout`` or ``none``."""
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.matches) and not self.problems
+
+
+def check_file(
+    path: str | os.PathLike[str], name: str | None = None, *, trusted: bool = False
+) -> FileCheck:
+    """Identify which registered checkpoint a file is, or check it against ``name``.
+
+    Uses the registered checksum where known, else the size, else the state-dict layout
+    (keys and shapes); the layout cannot tell apart files of one architecture (such as
+    ``wav2lip.pth`` and ``wav2lip_gan.pth``) when no checksum is registered.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise MissingWeightsError(f"checkpoint file {file} does not exist")
+    size, digest = file.stat().st_size, sha256sum(file)
+    wanted = [get_checkpoint(name)] if name is not None else known_checkpoints()
+
+    by_sum = [c for c in wanted if c.sha256 is not None and c.sha256 == digest]
+    if by_sum:
+        return FileCheck(file, size, digest, tuple(c.name for c in by_sum), "sha256", ())
+    problems = []
+    if name is not None:
+        ckpt = wanted[0]
+        if ckpt.sha256 is not None:
+            problems.append(f"sha256 differs from the official '{ckpt.filename}'")
+        if ckpt.size is not None and ckpt.size != size:
+            problems.append(f"{size} bytes, the official '{ckpt.filename}' has {ckpt.size}")
+    try:
+        state: dict[str, Any] | None = read_state_dict(file, trusted=trusted)
+    except CheckpointError as err:
+        state = None
+        problems.append(str(err))
+    if state is None:
+        return FileCheck(file, size, digest, (), "none", tuple(problems))
+
+    fits = [c for c in matching_checkpoints(state) if c in wanted]
+    sized = [c for c in fits if c.size is not None and c.size == size]
+    if sized:
+        return FileCheck(file, size, digest, tuple(c.name for c in sized), "size", tuple(problems))
+    if fits:
+        return FileCheck(file, size, digest, tuple(c.name for c in fits), "layout", tuple(problems))
+    if name is not None and wanted[0].architecture is not None:
+        diff = compare_layout(state, architecture_schema(wanted[0].architecture))
+        problems.append(f"layout differs from '{wanted[0].filename}': {diff.summary()}")
+    others = [c for c in matching_checkpoints(state) if c not in wanted]
+    if others:
+        problems.append(f"it fits {_names(others)} instead")
+    elif name is None:
+        keys = ", ".join(list(state)[:_SHOWN])
+        problems.append(f"its {len(state)} tensors ({keys}, ...) fit no registered checkpoint")
+    return FileCheck(file, size, digest, (), "none", tuple(problems))
