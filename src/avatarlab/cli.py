@@ -143,6 +143,8 @@ def speak(
     ),
     engine: str = typer.Option("warp", "--engine", help="warp (default) or wav2lip."),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights for wav2lip."),
+    device: str = typer.Option("auto", "--device", help="Neural engines: cpu, cuda or auto."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Neural engines: frames per batch."),
     fps: float = typer.Option(25.0, "--fps", help="Output frame rate."),
     head_motion: float = typer.Option(0.5, "--head-motion", help="Head motion, 0..1."),
     blink_rate: float = typer.Option(17.0, "--blink-rate", help="Blinks per minute."),
@@ -163,7 +165,7 @@ def speak(
     options = SpeakOptions(
         engine=engine, fps=fps, head_motion=head_motion, blink_rate=blink_rate,
         expressiveness=expressiveness, seed=seed, crop_size=crop_size, teeth=teeth,
-        language=language, checkpoint=checkpoint, crf=crf,
+        language=language, checkpoint=checkpoint, device=device, batch_size=batch_size, crf=crf,
     )  # fmt: skip
     result = speak_fn(
         image, audio=audio, text=text, voice=voice, transcript=transcript, out=out, options=options
@@ -181,6 +183,8 @@ def dub(
     ),
     engine: str = typer.Option("warp", "--engine", help="warp (default) or wav2lip."),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights for wav2lip."),
+    device: str = typer.Option("auto", "--device", help="Neural engines: cpu, cuda or auto."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Neural engines: frames per batch."),
     expressiveness: float = typer.Option(1.0, "--expressiveness", help="Jaw scale, 0..2."),
     crop_size: int = typer.Option(256, "--crop-size", help="Face processing resolution."),
     loop: str = typer.Option("pingpong", "--loop", help="Longer speech: pingpong or loop."),
@@ -193,7 +197,7 @@ def dub(
 
     options = DubOptions(
         engine=engine, expressiveness=expressiveness, crop_size=crop_size, loop=loop,
-        language=language, checkpoint=checkpoint, crf=crf,
+        language=language, checkpoint=checkpoint, device=device, batch_size=batch_size, crf=crf,
     )  # fmt: skip
     _print_generated(dub_fn(video, audio, transcript=transcript, out=out, options=options))
 

@@ -39,6 +39,8 @@ class SpeakOptions:
         teeth: mouth interior: ``"auto"``, ``"source"`` or ``"synthetic"``.
         language: language of ``audio`` (only English gets phone timing).
         checkpoint: weights file for neural engines.
+        device: torch device of neural engines (``"auto"``: CUDA when present, else CPU).
+        batch_size: frames per network call of neural engines.
         crf: H.264 quality (0 lossless .. 51 worst; 18 visually lossless).
     """
 
@@ -52,6 +54,8 @@ class SpeakOptions:
     teeth: str = "auto"
     language: str = "en"
     checkpoint: str | None = None
+    device: str = "auto"
+    batch_size: int = 16
     crf: int = 18
 
 
@@ -66,6 +70,8 @@ class DubOptions:
         loop: when the speech outlasts the video: ``"pingpong"`` or ``"loop"``.
         language: language of the new speech (only English gets phone timing).
         checkpoint: weights file for neural engines.
+        device: torch device of neural engines (``"auto"``: CUDA when present, else CPU).
+        batch_size: frames per network call of neural engines.
         crf: H.264 quality (0 lossless .. 51 worst; 18 visually lossless).
     """
 
@@ -75,6 +81,8 @@ class DubOptions:
     loop: str = "pingpong"
     language: str = "en"
     checkpoint: str | None = None
+    device: str = "auto"
+    batch_size: int = 16
     crf: int = 18
 
 
@@ -98,12 +106,14 @@ class GenerateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _engine(name: str, checkpoint: str | None, warp_options: object) -> Engine:
+def _engine(
+    name: str, checkpoint: str | None, warp_options: object, device: str, batch_size: int
+) -> Engine:
     if name == "warp":
         return get_engine("warp", options=warp_options)
     if checkpoint is None:
         raise OptionError(f"engine {name!r} needs a weights file: pass checkpoint=<path>")
-    return get_engine(name, checkpoint=checkpoint)
+    return get_engine(name, checkpoint=checkpoint, device=device, batch_size=batch_size)
 
 
 def _driver(
@@ -192,7 +202,9 @@ def speak(
         seed=options.seed,
         teeth=options.teeth,  # type: ignore[arg-type]
     )
-    engine = _engine(options.engine, options.checkpoint, warp)
+    engine = _engine(
+        options.engine, options.checkpoint, warp, options.device, options.batch_size
+    )
     avatar = engine.prepare(image)
     fps = float(getattr(avatar, "fps", options.fps))
     return _write(engine, avatar, driver, fps, out, options.crf, "speaking")
@@ -234,7 +246,9 @@ def dub(
         head_motion=0.0,
         blink_rate=0.0,
     )
-    engine = _engine(options.engine, options.checkpoint, warp)
+    engine = _engine(
+        options.engine, options.checkpoint, warp, options.device, options.batch_size
+    )
     avatar = engine.prepare(video)
     fps = float(getattr(avatar, "fps", 25.0))
     return _write(engine, avatar, driver, fps, out, options.crf, "dubbing")

@@ -53,7 +53,12 @@ _ARCHITECTURES: dict[str, Callable[[], Schema]] = {}
 # Modules that register checkpoints when imported; imported on the first registry lookup so
 # that listing and resolving work without importing every engine first. They must not
 # import torch at module level.
-_PROVIDERS: tuple[str, ...] = ("avatarlab.engines.wav2lip",)
+_PROVIDERS: tuple[str, ...] = (
+    "avatarlab.engines.wav2lip",
+    "avatarlab.metrics.syncnet",
+    "avatarlab.metrics.fid",
+    "avatarlab.metrics.identity",
+)
 _discovered = False
 
 
