@@ -88,3 +88,23 @@ def track_progress(
         for item in items:
             yield item
             bar.advance(task)
+
+
+def silence_native_stderr() -> None:
+    """Hide log lines that native libraries (MediaPipe, TFLite, absl) write to fd 2.
+
+    Python's ``sys.stderr`` (errors, warnings, progress bars) moves to a duplicate
+    of the original stream, so users still see everything avatarlab says. Used by
+    the CLI only; set ``AVATARLAB_NATIVE_LOGS=1`` to keep the native lines.
+    """
+    if os.environ.get("AVATARLAB_NATIVE_LOGS") == "1":
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError):
+        return
+    sys.stderr = os.fdopen(saved, "w", buffering=1, errors="backslashreplace")

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from avatarlab import __version__
+from avatarlab._util import silence_native_stderr
 from avatarlab.errors import AvatarLabError
 
 app = typer.Typer(
@@ -543,6 +544,7 @@ def eval_cmd(
 
 def main() -> None:
     """Entry point: run the Typer app, turning avatarlab errors into one clear line."""
+    silence_native_stderr()
     try:
         app()
     except AvatarLabError as err:
