@@ -1,0 +1,221 @@
+"""Executors: run one picklable function over many items, locally or on a Ray cluster.
+
+An executor is chosen by name (:func:`get_executor`) and offers one method,
+``imap_unordered(fn, items)``, yielding results as tasks finish. Every executor
+runs the *same* function on the same arguments, so outputs do not depend on
+where a task ran; only the order of completion differs, and callers sort.
+
+* ``"local"``: a ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn``
+  start method (safe with threads in the parent: PyAV, MediaPipe, Ray), one
+  worker per core by default. Scripts that use it need the usual
+  ``if __name__ == "__main__":`` guard.
+* ``"ray"``: Ray tasks (``num_cpus=1`` each). ``address`` joins an existing
+  cluster (``"auto"`` or ``"ray://head:10001"``); without it a local Ray
+  instance with ``workers`` CPUs is started and shut down afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from avatarlab.errors import AvatarLabError, OptionError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTORS = ("local", "ray")
+
+
+def default_workers() -> int:
+    """Cores this process may use (affinity-aware), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+Crash = Callable[[tuple[Any, ...], BaseException], Any]
+"""``on_crash(args, error)``: the result to report for an item whose worker process died."""
+
+
+class Executor(Protocol):
+    """Runs ``fn(*args)`` for each ``args`` tuple; yields results as they complete.
+
+    ``fn`` must be a picklable module-level function that handles its own errors.
+    When a worker *process* dies on an item (a crash in native code, the OOM
+    killer), the executor reports ``on_crash(args, error)`` for that item and goes
+    on with the others; without ``on_crash`` the error propagates.
+    """
+
+    name: str
+    workers: int
+
+    def imap_unordered(
+        self,
+        fn: Callable[..., R],
+        items: Iterable[tuple[Any, ...]],
+        on_crash: Crash | None = None,
+    ) -> Iterator[R]: ...
+
+
+class LocalExecutor:
+    """A process pool on this machine (``spawn`` start method), even for one worker,
+    so a crash in native code costs one item, not the run."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or default_workers()
+        if self.workers < 1:
+            raise OptionError(f"workers must be >= 1, got {self.workers}")
+
+    def imap_unordered(
+        self,
+        fn: Callable[..., R],
+        items: Iterable[tuple[Any, ...]],
+        on_crash: Crash | None = None,
+    ) -> Iterator[R]:
+        """Run in ``workers`` processes, a bounded window of items in flight.
+
+        After a worker dies, the pool is rebuilt and the items that were in flight
+        run one at a time, so the item that kills its worker again is identified
+        and reported through ``on_crash``; the others finish normally.
+        """
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        queue = deque(items)
+        if not queue:
+            return
+        suspects: deque[tuple[Any, ...]] = deque()
+        context = multiprocessing.get_context("spawn")
+        window = 2 * self.workers
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        pending: dict[Future[R], tuple[Any, ...]] = {}
+        solo: Future[R] | None = None  # the suspect running alone, if any
+        try:
+            while queue or suspects or pending:
+                if suspects:
+                    if not pending:  # isolate: one suspect at a time, nothing else
+                        args = suspects.popleft()
+                        solo = pool.submit(fn, *args)
+                        pending[solo] = args
+                else:
+                    while queue and len(pending) < window:
+                        args = queue.popleft()
+                        pending[pool.submit(fn, *args)] = args
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    args = pending.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool as err:
+                        broken = True
+                        if fut is not solo:
+                            suspects.append(args)
+                        elif on_crash is not None:
+                            yield on_crash(args, err)
+                        else:
+                            raise
+                if broken:
+                    suspects.extend(pending.values())
+                    pending.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Ray tasks, on a local Ray instance or an existing cluster (``address``)."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        self.address = address
+        self.workers = workers or default_workers()
+        if self.workers < 1:
+            raise OptionError(f"workers must be >= 1, got {self.workers}")
+
+    def imap_unordered(
+        self,
+        fn: Callable[..., R],
+        items: Iterable[tuple[Any, ...]],
+        on_crash: Crash | None = None,
+    ) -> Iterator[R]:
+        """Submit one Ray task per item (bounded window) and yield results as they finish.
+
+        Ray retries a task once when its worker dies; a second death is reported
+        through ``on_crash``.
+        """
+        try:
+            import ray
+            from ray.exceptions import RayError, RayTaskError
+        except ImportError as err:  # pragma: no cover - ray is in the datasets extra
+            raise AvatarLabError(
+                "the ray executor needs Ray: pip install 'avatarlab[datasets]'"
+            ) from err
+        started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                kwargs["num_cpus"] = self.workers
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError) as err:
+                raise AvatarLabError(
+                    f"could not start or join Ray (address={self.address!r}): {err}. Check "
+                    "that `ray start` runs at that address and that this machine has the "
+                    "cluster's token (RAY_AUTH_MODE=token and ~/.ray/auth_token)"
+                ) from err
+            started = True
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=1)(fn)
+            if self.address:  # a cluster: its CPUs, not this machine's, are the workers
+                self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            window = 2 * self.workers
+            queue = deque(items)
+            pending: dict[Any, tuple[Any, ...]] = {}
+            while queue or pending:
+                while queue and len(pending) < window:
+                    args = queue.popleft()
+                    pending[remote.remote(*args)] = args
+                done, _ = ray.wait(list(pending), num_returns=1)
+                args = pending.pop(done[0])
+                try:
+                    yield ray.get(done[0])
+                except RayTaskError:
+                    raise  # an exception inside fn: a bug, not a crash
+                except RayError as err:
+                    if on_crash is None:
+                        raise
+                    yield on_crash(args, err)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def get_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
+    """The executor called ``name`` (``"local"`` or ``"ray"``).
+
+    Raises:
+        OptionError: unknown name, or ``address`` given for the local executor.
+    """
+    if name == "local":
+        if address:
+            raise OptionError("--address only applies to --executor ray")
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(workers, address)
+    raise OptionError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
