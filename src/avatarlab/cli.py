@@ -509,7 +509,7 @@ def eval_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="Folder for tables, JSON, report.html."),
 ) -> None:
     """Score generated videos against real ones: tables, JSON and an offline HTML report."""
-    from avatarlab.evaluate import evaluate, parse_metric_options, parse_weights
+    from avatarlab.evaluation import evaluate, parse_metric_options, parse_weights
     from avatarlab.metrics.report import summary_table
 
     res = evaluate(

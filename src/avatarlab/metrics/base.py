@@ -23,6 +23,13 @@ class Requirements:
     audio: bool = False  # the driving audio (16 kHz mono float32)
     face_track: bool = False  # landmarks/crops from avatarlab.face's tracker
     weights: tuple[str, ...] = ()  # names in avatarlab.weights' registry
+    # How the evaluation runner calls ``update``. False: on small batches while it streams
+    # the pair (pred/ref: (B, H, W, 3) frames on the reference's pixel grid; with
+    # face_track, ctx.pred_track/ref_track are B-frame tracks of those frames). True: once
+    # per clip after tracking, pred/ref being the clip's (N, 224, 224, 3) face crops
+    # (SyncNet geometry) and ctx holding the whole tracks. None: per clip when the metric
+    # needs audio, or a face track but no reference (whole-clip statistics); else per frame.
+    per_clip: bool | None = None
 
 
 @dataclass
@@ -45,7 +52,18 @@ class EvalContext:
 
 @runtime_checkable
 class Metric(Protocol):
-    """A metric family. ``update`` per frame or per clip, ``compute`` at the end."""
+    """A metric family. ``update`` per frame or per clip, ``compute`` at the end.
+
+    Optional methods the evaluation runner uses when present:
+
+    - ``per_frame() -> dict[str, np.ndarray]``: per-frame series of the last ``update``
+      (one value per frame of the batch; for a clip, N values or fewer from frame 0);
+    - ``state() -> object`` and ``merge_state(state) -> None``: for set-level scores
+      (FID, IS) that are not a mean over clips. ``state`` returns the accumulated state
+      (picklable and small: sums, not frames); the runner merges the states of all clips
+      into a fresh instance and reports its ``compute()`` as the summary. Without them
+      the summary is the mean over clips of the per-clip ``compute()`` values.
+    """
 
     name: str
     requires: Requirements

@@ -1,0 +1,575 @@
+"""Writing an evaluation out: tables (Parquet + CSV), JSON, a self-contained HTML report.
+
+Files in the output folder (each written atomically):
+
+- ``per_video.parquet`` / ``.csv``: one row per pair: status, sizes, rates, audio
+  source, resampling notes, errors, and every per-clip score;
+- ``per_frame.parquet`` / ``.csv``: one row per evaluated frame of every clip: time,
+  the prediction frame used, audio envelope, mouth opening, per-frame metric series;
+- ``results.json``: the same for machines (NaN is ``null``, infinities are the strings
+  ``"inf"`` / ``"-inf"``), plus the summary, skipped metrics and mismatches;
+- ``report.html``: opens offline (inline CSS, plots as inline base64 PNG drawn with
+  matplotlib's Agg canvas, no scripts, no external resources).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from avatarlab import __version__
+from avatarlab._util import atomic_output
+from avatarlab.metrics.runner import ClipResult, EvalResults, Skip
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rich.table import Table
+
+#: Columns the runner adds to the per-frame table (the rest are metric series).
+RUNNER_SERIES = ("t", "pred_frame", "pred_t", "face_pred", "face_ref", "audio_env",
+                 "mouth_open_pred", "mouth_open_ref")  # fmt: skip
+#: Columns of the per-video table before the scores.
+VIDEO_COLUMNS = ("clip", "status", "error", "pred", "ref", "audio_source", "frames", "fps",
+                 "width", "height", "pred_frames", "pred_fps", "pred_width", "pred_height",
+                 "resampled", "resized", "seconds", "notes", "metric_errors", "skipped")  # fmt: skip
+#: Clips drawn in the report's per-clip plots (all values are in the tables).
+MAX_PLOTTED_CLIPS = 4
+#: Largest SyncNet shift searched (offsets are in -VSHIFT..VSHIFT frames).
+_HIST_RANGE = 15
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _per_video_rows(results: EvalResults) -> list[dict[str, Any]]:
+    owner: dict[str, str] = {}
+    for c in results.clips:
+        for metric, values in c.values.items():
+            for key in values:
+                owner.setdefault(key, metric)
+    rows = []
+    for c in results.clips:
+        row: dict[str, Any] = {
+            "clip": c.name,
+            "status": c.status,
+            "error": c.error,
+            "pred": c.pred,
+            "ref": c.ref or "",
+            "audio_source": c.audio_source,
+            "frames": c.frames,
+            "fps": c.fps,
+            "width": c.width,
+            "height": c.height,
+            "pred_frames": c.pred_frames,
+            "pred_fps": c.pred_fps,
+            "pred_width": c.pred_size[0],
+            "pred_height": c.pred_size[1],
+            "resampled": c.resampled,
+            "resized": c.resized,
+            "seconds": round(c.seconds, 3),
+            "notes": "; ".join(c.notes),
+            "metric_errors": "; ".join(f"{m}: {e}" for m, e in c.errors.items()),
+            "skipped": "; ".join(f"{m}: {e}" for m, e in c.skipped.items()),
+        }
+        for metric, values in c.values.items():
+            for key, v in values.items():
+                row[key if owner[key] == metric else f"{metric}.{key}"] = v
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], float_cols: Iterable[str]) -> pa.Table:
+    """A pyarrow table of ``rows`` (missing cells None; float columns as float64)."""
+    import pyarrow as pa
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    floats = set(float_cols)
+    data = {}
+    for col in cols:
+        vals = [r.get(col) for r in rows]
+        if col in floats:
+            data[col] = pa.array([math.nan if v is None else float(v) for v in vals], pa.float64())
+        else:
+            data[col] = pa.array(vals)
+    return pa.table(data)
+
+
+def per_video_table(results: EvalResults) -> pa.Table:
+    """One row per pair: facts, notes, failures and per-clip scores (float64)."""
+    rows = _per_video_rows(results)
+    scores = {k for r in rows for k in r if k not in VIDEO_COLUMNS}
+    return _table(rows, {"fps", "pred_fps", "seconds"} | scores)
+
+
+def per_frame_table(results: EvalResults) -> pa.Table:
+    """One row per evaluated frame of every clip: ``clip``, ``frame``, then the series."""
+    import pyarrow as pa
+
+    clips = [c for c in results.clips if c.status == "ok" and c.frames]
+    cols = list(dict.fromkeys(k for c in clips for k in c.series))
+    names = pa.array([c.name for c in clips for _ in range(c.frames)], pa.string())
+    frames = pa.array(np.concatenate([np.arange(c.frames) for c in clips]) if clips else [],
+                      pa.int64())  # fmt: skip
+    data: dict[str, Any] = {"clip": names, "frame": frames}
+    for col in cols:
+        parts = [c.series.get(col, np.full(c.frames, np.nan)) for c in clips]
+        data[col] = pa.array(np.concatenate(parts) if parts else [], pa.float64())
+    return pa.table(data)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _skip_dict(s: Skip) -> dict[str, Any]:
+    return {
+        "metric": s.metric,
+        "reason": s.reason,
+        "file": s.file,
+        "source": s.source,
+        "clips": list(s.clips),
+    }
+
+
+def results_dict(results: EvalResults) -> dict[str, Any]:
+    """The JSON document: inputs, summary, per-clip values, skips, failures, mismatches."""
+    plan = results.plan
+    doc = {
+        "format": "avatarlab.EvalResults/1",
+        "avatarlab": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": {"pred": results.pred, "ref": results.ref, "audio": results.audio},
+        "device": results.device,
+        "jobs": results.jobs,
+        "seconds": round(results.seconds, 3),
+        "weights": results.weights,
+        "metrics": {
+            m: {
+                "conventions": results.conventions.get(m, ""),
+                "summary_method": results.summary_method.get(m, ""),
+            }
+            for m in results.metrics
+        },
+        "summary": results.summary,
+        "skipped": [_skip_dict(s) for s in results.skipped],
+        "unmatched": {
+            "pred": [str(p) for p in plan.unmatched_pred],
+            "ref": [str(p) for p in plan.unmatched_ref],
+            "audio": [str(p) for p in plan.unmatched_audio],
+        },
+        "clips": [
+            {
+                "name": c.name,
+                "status": c.status,
+                "error": c.error,
+                "pred": c.pred,
+                "ref": c.ref,
+                "audio_source": c.audio_source,
+                "frames": c.frames,
+                "fps": c.fps,
+                "size": [c.width, c.height],
+                "pred_frames": c.pred_frames,
+                "pred_fps": c.pred_fps,
+                "pred_size": list(c.pred_size),
+                "resampled": c.resampled,
+                "resized": c.resized,
+                "notes": c.notes,
+                "values": c.values,
+                "errors": c.errors,
+                "skipped": c.skipped,
+                "seconds": round(c.seconds, 3),
+                "timings": {k: round(v, 3) for k, v in c.timings.items()},
+            }
+            for c in results.clips
+        ],
+    }
+    return _jsonable(doc)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png(fig: Any) -> str:
+    """A matplotlib Figure as a ``data:image/png;base64,...`` URI (Agg canvas, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _finite(v: np.ndarray) -> np.ndarray:
+    out = np.asarray(v, dtype=np.float64).copy()
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def plot_frame_curves(clip: ClipResult) -> str | None:
+    """One panel per metric with per-frame series over time; None without series."""
+    from matplotlib.figure import Figure
+
+    groups: dict[str, list[str]] = {}
+    for col, metric in clip.series_metric.items():
+        groups.setdefault(metric, []).append(col)
+    if not groups:
+        return None
+    t = clip.series["t"]
+    fig = Figure(figsize=(9, 1.5 * len(groups) + 0.5), layout="constrained")
+    axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (metric, cols) in zip(axes, groups.items(), strict=True):
+        for col in cols:
+            v = clip.series[col]
+            label = col
+            if np.isinf(v).any():
+                label += f" ({int(np.isinf(v).sum())} inf not drawn)"
+            ax.plot(t, _finite(v), lw=1, label=label)
+        ax.set_ylabel(metric)
+        ax.legend(loc="upper right", fontsize=7, frameon=False)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s, reference timeline)")
+    fig.suptitle(f"{clip.name}: per-frame values", fontsize=10)
+    return _png(fig)
+
+
+def plot_mouth_audio(clip: ClipResult) -> str | None:
+    """Mouth opening (inner-lip gap / face height) of both faces vs the audio RMS envelope."""
+    from matplotlib.figure import Figure
+
+    s = clip.series
+    if "mouth_open_pred" not in s or "audio_env" not in s:
+        return None
+    fig = Figure(figsize=(9, 2.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(s["t"], _finite(s["mouth_open_pred"]), lw=1.2, label="mouth opening, prediction")
+    if "mouth_open_ref" in s:
+        ax.plot(
+            s["t"], _finite(s["mouth_open_ref"]), lw=1, ls="--", label="mouth opening, reference"
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("inner-lip gap / face height")
+    ax.grid(alpha=0.3)
+    env = ax.twinx()
+    env.fill_between(s["t"], s["audio_env"], color="tab:gray", alpha=0.3, step="mid",
+                     label="audio RMS envelope")  # fmt: skip
+    env.set_ylabel("audio RMS")
+    ax.set_zorder(env.get_zorder() + 1)  # curves above the envelope
+    ax.patch.set_visible(False)
+    lines = ax.get_legend_handles_labels()
+    fills = env.get_legend_handles_labels()
+    ax.legend(lines[0] + fills[0], lines[1] + fills[1], loc="upper right", fontsize=7,
+              frameon=False)  # fmt: skip
+    fig.suptitle(f"{clip.name}: mouth opening vs audio envelope ({clip.audio_source})",
+                 fontsize=10)  # fmt: skip
+    return _png(fig)
+
+
+def plot_offset_histogram(offsets: Sequence[float]) -> str:
+    """Histogram of per-clip AV offsets in frames (SyncNet's -15..15 search)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.6), layout="constrained")
+    ax = fig.subplots()
+    lo = min(-_HIST_RANGE, int(np.floor(min(offsets))))
+    hi = max(_HIST_RANGE, int(np.ceil(max(offsets))))
+    ax.hist(offsets, bins=(np.arange(lo, hi + 2) - 0.5).tolist(), color="tab:blue", rwidth=0.85)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("AV offset (frames; > 0: audio leads video)")
+    ax.set_ylabel("clips")
+    ax.set_title(f"SyncNet offset over {len(offsets)} clips", fontsize=10)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.warn{color:#8a5a00}.bad{color:#a00}.muted{color:#777}img{max-width:100%;display:block;margin:.6em 0}
+code{background:#f5f5f5;padding:0 3px}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.6g}"
+    return str(v)
+
+
+def _h(v: Any) -> str:
+    return html.escape(_fmt(v))
+
+
+def _rows_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="num">{_h(v)}</td>' if isinstance(v, float | int) and not isinstance(v, bool)
+            else f"<td>{_h(v)}</td>"
+            for v in row
+        )  # fmt: skip
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _img(uri: str | None, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="{uri}">' if uri else ""
+
+
+def render_html(results: EvalResults, max_clips: int = MAX_PLOTTED_CLIPS) -> str:
+    """The report as one HTML string (no scripts, no external resources)."""
+    parts: list[str] = []
+    ok = [c for c in results.clips if c.status == "ok"]
+    plan = results.plan
+    parts.append("<h1>avatarlab evaluation</h1>")
+    parts.append(
+        _rows_table(
+            ["", ""],
+            [
+                ["prediction", results.pred],
+                ["reference", results.ref or "none (no-reference metrics only)"],
+                ["audio", results.audio or "each clip's own audio track"],
+                ["clips", f"{len(ok)} evaluated, {len(results.failed)} failed"],
+                ["metrics run", ", ".join(results.metrics) or "none"],
+                [
+                    "run",
+                    f"{results.seconds:.1f} s, {results.jobs} job(s), device {results.device}, "
+                    f"avatarlab {__version__}",
+                ],
+            ],
+        )  # fmt: skip
+    )
+
+    parts.append("<h2>Summary</h2>")
+    rows = [
+        [metric, key, value, results.summary_method.get(metric, "")]
+        for metric, values in results.summary.items()
+        for key, value in values.items()
+    ]
+    parts.append(
+        _rows_table(["metric", "score", "value", "aggregation"], rows)
+        if rows
+        else '<p class="warn">No metric produced a value.</p>'
+    )
+
+    parts.append("<h2>Skipped metrics</h2>")
+    if results.skipped:
+        parts.append(
+            _rows_table(
+                ["metric", "reason", "missing file", "official source", "clips"],
+                [
+                    [
+                        s.metric,
+                        s.reason,
+                        s.file or "–",
+                        s.source or "–",
+                        ", ".join(s.clips) if s.clips else "all",
+                    ]
+                    for s in results.skipped
+                ],
+            )  # fmt: skip
+        )
+    else:
+        parts.append('<p class="muted">None: every selected metric ran.</p>')
+
+    errors = results.metric_errors()
+    if results.failed or errors:
+        parts.append("<h2>Failures</h2>")
+        parts.append(
+            _rows_table(
+                ["clip", "metric", "error"],
+                [[c.name, "(whole clip)", c.error] for c in results.failed]
+                + [[clip, m, msg] for clip, m, msg in errors],
+            )
+        )
+
+    if plan.unmatched_pred or plan.unmatched_ref or plan.unmatched_audio:
+        parts.append("<h2>Unmatched files (not evaluated)</h2>")
+        parts.append(
+            _rows_table(
+                ["file", "why"],
+                [
+                    [str(p), "prediction without a reference of the same name"]
+                    for p in plan.unmatched_pred
+                ]
+                + [
+                    [str(p), "reference without a prediction of the same name"]
+                    for p in plan.unmatched_ref
+                ]
+                + [[str(p), "audio without a pair of the same name"] for p in plan.unmatched_audio],
+            )  # fmt: skip
+        )
+
+    notes = [(c.name, n) for c in results.clips for n in c.notes]
+    parts.append("<h2>Alignment and resampling</h2>")
+    parts.append(
+        "<p>Each prediction is put on its reference's timeline: for every reference frame "
+        "the prediction frame with the nearest timestamp is compared, after resizing it to "
+        "the reference's size. Audio: <code>--audio</code>, else the prediction's own "
+        "track, else the reference's, at 16 kHz.</p>"
+    )
+    parts.append(
+        _rows_table(["clip", "note"], notes) if notes
+        else '<p class="muted">No clip needed resampling or resizing.</p>'
+    )  # fmt: skip
+
+    parts.append("<h2>Plots</h2>")
+    offsets = [
+        v["av_offset"] for c in ok for v in c.values.values()
+        if "av_offset" in v and math.isfinite(v["av_offset"])
+    ]  # fmt: skip
+    if offsets:
+        parts.append(_img(plot_offset_histogram(offsets), "sync offset histogram"))
+    shown = ok[:max_clips]
+    if len(ok) > len(shown):
+        parts.append(
+            f'<p class="muted">Per-clip plots for the first {len(shown)} of {len(ok)} clips; '
+            "every value is in per_frame.csv / per_frame.parquet.</p>"
+        )
+    for c in shown:
+        parts.append(f"<h3>{html.escape(c.name)}</h3>")
+        parts.append(_img(plot_frame_curves(c), f"{c.name} per-frame curves"))
+        mouth = plot_mouth_audio(c)
+        if mouth:
+            parts.append(_img(mouth, f"{c.name} mouth opening vs audio envelope"))
+        elif "audio_env" not in c.series:
+            parts.append('<p class="muted">No audio: no mouth-opening vs audio plot.</p>')
+        else:
+            parts.append(
+                '<p class="muted">No face tracking in this run (only per-frame metrics '
+                "selected): no mouth-opening plot.</p>"
+            )
+
+    parts.append("<h2>Per video</h2>")
+    vrows = _per_video_rows(results)
+    score_cols = list(dict.fromkeys(k for r in vrows for k in r if k not in VIDEO_COLUMNS))
+    parts.append(
+        _rows_table(
+            ["clip", "status", "frames", "fps", "audio", *score_cols],
+            [
+                [
+                    r["clip"],
+                    r["status"],
+                    r["frames"],
+                    r["fps"],
+                    r["audio_source"],
+                    *[r.get(k, math.nan) for k in score_cols],
+                ]
+                for r in vrows
+            ],
+        )  # fmt: skip
+    )
+
+    parts.append("<h2>Conventions</h2>")
+    parts.append(
+        _rows_table(
+            ["metric", "conventions"],
+            [[m, results.conventions.get(m, "")] for m in results.conventions],
+        )
+    )
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>avatarlab evaluation</title>"
+        f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_outputs(
+    results: EvalResults, out_dir: str | os.PathLike[str], max_clips: int = MAX_PLOTTED_CLIPS
+) -> dict[str, Path]:
+    """Write the tables, JSON and HTML report into ``out_dir``; returns name -> path."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for stem, table in (
+        ("per_video", per_video_table(results)),
+        ("per_frame", per_frame_table(results)),
+    ):
+        for suffix, write in ((".parquet", pq.write_table), (".csv", pacsv.write_csv)):
+            path = out / f"{stem}{suffix}"
+            with atomic_output(path) as tmp:
+                write(table, str(tmp))
+            files[f"{stem}{suffix}"] = path
+    path = out / "results.json"
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(results_dict(results), indent=1, allow_nan=False))
+    files["results.json"] = path
+    path = out / "report.html"
+    with atomic_output(path) as tmp:
+        tmp.write_text(render_html(results, max_clips), encoding="utf-8")
+    files["report.html"] = path
+    return files
+
+
+def summary_table(results: EvalResults) -> Table:
+    """The terminal summary: one row per score, then skipped metrics and failures."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"evaluation: {len(results.clips) - len(results.failed)} clips")
+    for col in ("metric", "score", "value", "aggregation"):
+        table.add_column(col, overflow="fold")
+    for metric, values in results.summary.items():
+        for key, value in values.items():
+            table.add_row(metric, key, _fmt(value), results.summary_method.get(metric, ""))
+    for s in results.skipped:
+        where = "" if not s.clips else f" ({len(s.clips)} clips)"
+        table.add_row(
+            f"[yellow]{escape(s.metric)}[/]", "skipped", "", f"[yellow]{escape(s.reason)}{where}[/]"
+        )
+    return table
+
+
+__all__ = [
+    "MAX_PLOTTED_CLIPS",
+    "per_frame_table",
+    "per_video_table",
+    "plot_frame_curves",
+    "plot_mouth_audio",
+    "plot_offset_histogram",
+    "render_html",
+    "results_dict",
+    "summary_table",
+    "write_outputs",
+]
