@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
-APT_PKGS="espeak-ng libespeak-ng1 ffmpeg libgl1 libglib2.0-0"
+APT_PKGS="espeak-ng libespeak-ng1 ffmpeg libgl1 libglib2.0-0 chromium"
 
 missing=""
 for p in $APT_PKGS; do

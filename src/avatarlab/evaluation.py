@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from avatarlab._pool import default_workers
 from avatarlab.errors import OptionError
 from avatarlab.metrics.report import MAX_PLOTTED_CLIPS, write_outputs
 from avatarlab.metrics.runner import (
     ClipJob,
     EvalResults,
     clip_skips,
-    default_jobs,
     match_pairs,
     plan_metrics,
     run_clips,
@@ -127,7 +127,7 @@ def evaluate(
     pairs = match_pairs(pred, ref, audio)
     plan = plan_metrics(_metric_list(metrics), ref is not None, weights, device, metric_options)
     clip_jobs = [ClipJob(p, plan.specs, plan.weights, device) for p in pairs.pairs]
-    workers = min(jobs or default_jobs(), max(1, len(clip_jobs)))
+    workers = min(jobs or default_workers(), max(1, len(clip_jobs)))
     results = run_clips(clip_jobs, workers) if plan.specs else []
     summary, how = summarize(results, plan, device)
     er = EvalResults(

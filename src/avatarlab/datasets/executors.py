@@ -16,29 +16,17 @@ where a task ran; only the order of completion differs, and callers sort.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
+from avatarlab._pool import Crash, default_workers, isolated_imap_unordered
 from avatarlab.errors import AvatarLabError, OptionError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTORS = ("local", "ray")
-
-
-def default_workers() -> int:
-    """Cores this process may use (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-Crash = Callable[[tuple[Any, ...], BaseException], Any]
-"""``on_crash(args, error)``: the result to report for an item whose worker process died."""
 
 
 class Executor(Protocol):
@@ -78,57 +66,8 @@ class LocalExecutor:
         items: Iterable[tuple[Any, ...]],
         on_crash: Crash | None = None,
     ) -> Iterator[R]:
-        """Run in ``workers`` processes, a bounded window of items in flight.
-
-        After a worker dies, the pool is rebuilt and the items that were in flight
-        run one at a time, so the item that kills its worker again is identified
-        and reported through ``on_crash``; the others finish normally.
-        """
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-        from concurrent.futures.process import BrokenProcessPool
-
-        queue = deque(items)
-        if not queue:
-            return
-        suspects: deque[tuple[Any, ...]] = deque()
-        context = multiprocessing.get_context("spawn")
-        window = 2 * self.workers
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        pending: dict[Future[R], tuple[Any, ...]] = {}
-        solo: Future[R] | None = None  # the suspect running alone, if any
-        try:
-            while queue or suspects or pending:
-                if suspects:
-                    if not pending:  # isolate: one suspect at a time, nothing else
-                        args = suspects.popleft()
-                        solo = pool.submit(fn, *args)
-                        pending[solo] = args
-                else:
-                    while queue and len(pending) < window:
-                        args = queue.popleft()
-                        pending[pool.submit(fn, *args)] = args
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    args = pending.pop(fut)
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool as err:
-                        broken = True
-                        if fut is not solo:
-                            suspects.append(args)
-                        elif on_crash is not None:
-                            yield on_crash(args, err)
-                        else:
-                            raise
-                if broken:
-                    suspects.extend(pending.values())
-                    pending.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Run in ``workers`` processes (see :func:`avatarlab._pool.isolated_imap_unordered`)."""
+        yield from isolated_imap_unordered(fn, items, self.workers, on_crash)
 
 
 class RayExecutor:

@@ -28,7 +28,6 @@ import inspect
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from avatarlab._pool import isolated_imap_unordered
 from avatarlab._util import track_progress
 from avatarlab.errors import AvatarLabError, MediaError, MissingWeightsError, OptionError
 from avatarlab.metrics.base import EvalContext, Metric, create_metric, metric_names
@@ -852,14 +852,6 @@ def _init_worker() -> None:
         cv2.setNumThreads(1)
 
 
-def default_jobs() -> int:
-    """Cores this process may use, at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _crashed(job: ClipJob, err: BaseException) -> ClipResult:
     res = ClipResult(
         job.pair.name, str(job.pair.pred), None if job.pair.ref is None else str(job.pair.ref)
@@ -873,55 +865,15 @@ def _crashed(job: ClipJob, err: BaseException) -> ClipResult:
 
 
 def _pool_results(jobs: list[ClipJob], workers: int) -> Iterator[ClipResult]:
-    """Run ``evaluate_clip`` in a spawn pool; a clip that kills its worker is reported.
-
-    After a worker dies, the pool is rebuilt and the clips that were in flight run one
-    at a time, so only the clip that crashes again is reported as failed.
-    """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = multiprocessing.get_context("spawn")
-
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
-
-    queue: deque[ClipJob] = deque(jobs)
-    suspects: deque[ClipJob] = deque()
-    pending: dict[Future[ClipResult], ClipJob] = {}
-    solo: Future[ClipResult] | None = None
-    pool = new_pool()
-    try:
-        while queue or suspects or pending:
-            if suspects:
-                if not pending:
-                    job = suspects.popleft()
-                    solo = pool.submit(evaluate_clip, job)
-                    pending[solo] = job
-            else:
-                while queue and len(pending) < 2 * workers:
-                    job = queue.popleft()
-                    pending[pool.submit(evaluate_clip, job)] = job
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except BrokenProcessPool as err:
-                    broken = True
-                    if fut is solo:
-                        yield _crashed(job, err)
-                    else:
-                        suspects.append(job)
-            if broken:
-                suspects.extend(pending.values())
-                pending.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = new_pool()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Run ``evaluate_clip`` in a crash-isolating spawn pool; a clip that kills its worker
+    is reported as failed and the others finish."""
+    yield from isolated_imap_unordered(
+        evaluate_clip,
+        ((job,) for job in jobs),
+        workers,
+        on_crash=lambda args, err: _crashed(args[0], err),
+        initializer=_init_worker,
+    )
 
 
 def run_clips(jobs: list[ClipJob], workers: int = 1) -> list[ClipResult]:
@@ -1043,7 +995,6 @@ __all__ = [
     "aligned_frames",
     "audio_envelope",
     "clip_skips",
-    "default_jobs",
     "evaluate_clip",
     "face_crop",
     "match_pairs",

@@ -1,0 +1,147 @@
+"""The shipped backend: the ``warp`` engine's streaming form behind :class:`AvatarStream`.
+
+:class:`EngineStream` feeds the engine one tick of audio (1/25 s at 48 kHz) at a
+time from the session's :class:`SpeechQueue` (silence while nothing is said, so
+the portrait keeps blinking and swaying) and pairs each output frame with the audio
+of the same time span. The engine emits a frame only once it has heard a little
+audio past it (its look-ahead), so the stream feeds ahead as far as needed and
+keeps the fed audio until its frame is out: audio and frame of a tick always cover
+the same instant. Engines at another frame rate (a 30 fps video avatar) are
+resampled in time to 25 fps by taking, for each tick, the frame at its midpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from avatarlab.engines.base import Engine
+from avatarlab.serve.options import AUDIO_RATE, FPS
+from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue, Tick
+
+
+def stream_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """``(width, height)`` scaled to fit ``max_side`` (never up), rounded down to even."""
+    scale = min(1.0, max_side / max(width, height))
+    w = max(2, int(width * scale) // 2 * 2)
+    h = max(2, int(height * scale) // 2 * 2)
+    return w, h
+
+
+def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``frame`` (RGB uint8 ``(H, W, 3)``) at ``size`` = ``(width, height)``.
+
+    Shrinks with area averaging; a frame already that size up to one odd pixel is cropped.
+    """
+    h, w = frame.shape[:2]
+    if (w, h) == size:
+        return frame
+    if w - size[0] <= 1 and h - size[1] <= 1:
+        return np.ascontiguousarray(frame[: size[1], : size[0]])
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+class EngineStream:
+    """An :class:`AvatarStream` over ``engine.render_stream`` for one session.
+
+    Args:
+        engine: any engine with ``render_stream(avatar, chunks, sample_rate)``.
+        avatar: what ``engine.prepare`` returned; it needs ``fps`` and ``frame_size``.
+        max_side: longest side of the frames handed out.
+    """
+
+    def __init__(self, engine: Engine, avatar: Any, max_side: int) -> None:
+        self._speech = SpeechQueue()
+        self._fed: deque[tuple[np.ndarray, int | None]] = deque()  # per tick, not yet played
+        self._frames: deque[np.ndarray] = deque()  # engine frames not yet used
+        self._first = 0  # engine index of self._frames[0]
+        self._tick = 0
+        self._engine_fps = float(avatar.fps)
+        width, height = avatar.frame_size
+        self._size = stream_size(width, height, max_side)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._gen: Generator[list[np.ndarray], None, None] = engine.render_stream(  # type: ignore[assignment]
+            avatar, self._chunks(), sample_rate=AUDIO_RATE
+        )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        while True:
+            audio, utterance = self._speech.take(TICK_SAMPLES)
+            self._fed.append((audio, utterance))
+            yield audio
+
+    def speak(self, audio: np.ndarray, utterance: int, append: bool = False) -> None:
+        self._speech.put(audio, utterance, append=append)
+
+    def stop(self) -> None:
+        self._speech.clear()
+
+    def next_tick(self) -> Tick:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the stream is closed")
+            n = self._tick
+            want = math.floor((n + 0.5) * self._engine_fps / FPS)
+            while self._first + len(self._frames) <= want or not self._fed:
+                self._frames.extend(next(self._gen))
+            while self._first < want:
+                self._frames.popleft()
+                self._first += 1
+            audio, utterance = self._fed.popleft()
+            self._tick += 1
+            return Tick(fit_frame(self._frames[0], self._size), audio, utterance)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._gen.close()
+
+
+class WarpBackend:
+    """Avatars and streams of the ``warp`` engine at the server's frame rate and size."""
+
+    name = "warp"
+
+    def __init__(self, max_side: int = 512, options: Any = None) -> None:
+        from avatarlab.engines.warp import WarpEngine, WarpOptions
+
+        self.max_side = max_side
+        self._streams = 0
+        self.engine = WarpEngine(replace(options or WarpOptions(), fps=float(FPS)))
+
+    def prepare(self, source: Path) -> Any:
+        """Analyse a portrait (shrunk to ``max_side`` first, so rendering stays cheap) or video."""
+        from avatarlab.media import read_image
+        from avatarlab.media._open import is_image_path
+
+        if is_image_path(source):
+            image = read_image(source)
+            h, w = image.shape[:2]
+            return self.engine.prepare(
+                np.ascontiguousarray(fit_frame(image, stream_size(w, h, self.max_side)))
+            )
+        return self.engine.prepare(source)
+
+    def open_stream(self, avatar: Any) -> EngineStream:
+        """A stream with its own blink and sway timing (a fresh seed per session)."""
+        from avatarlab.engines.warp import WarpEngine
+
+        self._streams += 1
+        engine = WarpEngine(
+            replace(self.engine.options, seed=self.engine.options.seed + self._streams)
+        )
+        return EngineStream(engine, avatar, self.max_side)

@@ -1,0 +1,168 @@
+"""A Python client of the live server: opens a session, receives its media, makes it speak.
+
+Used by the tests and ``bench/serve.py``, and usable to record a session from a
+program. Every received frame is kept with its arrival time (``time.monotonic``),
+decoded: video as RGB uint8 ``(H, W, 3)`` (optionally only every k-th, to bound
+memory), audio as float32 mono at 48 kHz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import av
+import httpx
+import numpy as np
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from avatarlab.serve.webrtc import ice_hosts, new_peer
+
+
+@dataclass
+class Received:
+    """What a client got: per frame its arrival time and content.
+
+    Attributes:
+        video_times: arrival time of every video frame (s, ``time.monotonic``).
+        video_pts: each frame's RTP timestamp in seconds (90 kHz clock, random origin).
+        audio_pts: each audio frame's RTP timestamp in seconds (48 kHz clock, random origin).
+        frames: kept frames ``(index, RGB uint8 (H, W, 3))``, every ``keep_every``-th.
+        audio_times: arrival time of every audio frame.
+        audio: float32 mono sample blocks, one per audio frame.
+        audio_rate: sample rate of ``audio`` (Hz).
+    """
+
+    video_times: list[float] = field(default_factory=list)
+    video_pts: list[float] = field(default_factory=list)
+    frames: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    audio_times: list[float] = field(default_factory=list)
+    audio_pts: list[float] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+    audio_rate: int = 48_000
+
+    def first_video_after(self, t: float) -> float | None:
+        """Arrival time of the first video frame after ``t`` (None if none yet)."""
+        return next((v for v in self.video_times if v > t), None)
+
+
+class AvatarClient:
+    """One session on a running server, watched over WebRTC on the given host addresses.
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:8010``.
+        token: bearer token when the server has one.
+        ice: local addresses to offer for media (loopback by default).
+        keep_every: keep every k-th decoded video frame (0: keep none, only times).
+        keep_scale: kept frames are resized by this factor (< 1 saves memory).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        ice: tuple[str, ...] | None = ("127.0.0.1",),
+        keep_every: int = 1,
+        keep_scale: float = 1.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30.0)
+        self.ice = ice
+        self.keep_every = keep_every
+        self.keep_scale = keep_scale
+        self.session: dict[str, Any] = {}
+        self.received = Received()
+        self.pc = new_peer()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> AvatarClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self, avatar: str | None = None) -> dict[str, Any]:
+        """Create a session and connect its media; returns the session's status."""
+        response = await self.http.post("/sessions", json={"avatar": avatar})
+        response.raise_for_status()
+        self.session = response.json()
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            reader = self._read_video if track.kind == "video" else self._read_audio
+            self._tasks.append(asyncio.ensure_future(reader(track)))
+
+        with ice_hosts(self.ice):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        response = await self.http.post(
+            f"/sessions/{self.session['id']}/offer",
+            json={"sdp": self.pc.localDescription.sdp, "type": "offer"},
+        )
+        response.raise_for_status()
+        answer = response.json()
+        with ice_hosts(self.ice):
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        return self.session
+
+    async def say(self, text: str) -> httpx.Response:
+        """``POST /sessions/{id}/say`` with ``text``; returns the response (202 on success)."""
+        return await self.http.post(f"/sessions/{self.session['id']}/say", json={"text": text})
+
+    async def wait_frames(self, count: int, timeout: float = 20.0) -> None:
+        """Wait until ``count`` video frames have arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.received.video_times) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"only {len(self.received.video_times)} of {count} video frames in {timeout} s"
+                )
+            await asyncio.sleep(0.02)
+
+    async def _read_video(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = cast(av.VideoFrame, await track.recv())
+                now = time.monotonic()
+                rec = self.received
+                index = len(rec.video_times)
+                rec.video_times.append(now)
+                rec.video_pts.append(float((frame.pts or 0) * (frame.time_base or 0)))
+                if self.keep_every and index % self.keep_every == 0:
+                    if self.keep_scale != 1.0:
+                        width = max(2, int(frame.width * self.keep_scale))
+                        height = max(2, int(frame.height * self.keep_scale))
+                        frame = frame.reformat(width=width, height=height)
+                    rec.frames.append((index, frame.to_ndarray(format="rgb24")))
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = cast(av.AudioFrame, await track.recv())
+                now = time.monotonic()
+                pcm = frame.to_ndarray().astype(np.float32) / 32768.0
+                channels = len(frame.layout.channels)
+                mono = (
+                    pcm.reshape(-1, channels).mean(axis=1)
+                    if pcm.shape[0] == 1
+                    else pcm.mean(axis=0)
+                )
+                self.received.audio_times.append(now)
+                self.received.audio_pts.append(float((frame.pts or 0) * (frame.time_base or 0)))
+                self.received.audio.append(mono.astype(np.float32))
+                self.received.audio_rate = frame.sample_rate
+
+    async def close(self, delete: bool = True) -> None:
+        """Stop receiving, close the peer connection and (by default) delete the session."""
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+        if delete and self.session:
+            with contextlib.suppress(httpx.HTTPError):
+                await self.http.delete(f"/sessions/{self.session['id']}")
+        await self.http.aclose()

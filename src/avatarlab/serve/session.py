@@ -1,0 +1,400 @@
+"""Sessions: one avatar stream, one WebRTC peer and one speech queue per browser tab.
+
+A session turns ``say`` requests into speech (espeak-ng for text, sentence by
+sentence so the first words play while the rest is synthesised; decoded audio for
+uploads), hands it to its stream (a new utterance interrupts the current one), plays
+the stream to its peer through a :class:`MediaPump`, and tells WebSocket listeners
+when speech starts and ends. The :class:`SessionManager` caps how many exist and
+closes them when their page goes away or they stay silent too long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import time
+import uuid
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException
+
+from avatarlab.errors import AvatarLabError
+from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry
+from avatarlab.serve.options import AUDIO_RATE, FPS, ServeOptions
+from avatarlab.serve.stream import AvatarStream, Backend, Tick, split_sentences
+from avatarlab.serve.tracks import AvatarAudioTrack, AvatarVideoTrack, MediaPump
+from avatarlab.serve.webrtc import add_synced_tracks, answer, media_hosts, new_peer
+
+log = logging.getLogger("avatarlab.serve")
+
+EVENT_QUEUE = 64
+"""Events buffered per WebSocket listener; a listener that falls further behind loses old ones."""
+
+
+class RateLimiter:
+    """Token bucket: ``burst`` calls at once, refilled at ``per_s`` calls a second."""
+
+    def __init__(self, burst: int, per_s: float) -> None:
+        self.burst = float(burst)
+        self.per_s = float(per_s)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.per_s)
+        self._stamp = now
+
+    def retry_after(self) -> float:
+        """Seconds until a call is allowed (0 when one is allowed now)."""
+        self._refill()
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.per_s
+
+    def consume(self) -> bool:
+        """Take one call's token; False (and nothing taken) when none is left."""
+        self._refill()
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class Session:
+    """One viewer's avatar: stream, peer, speech and listeners. Methods run on the event loop."""
+
+    def __init__(
+        self,
+        avatar: AvatarEntry,
+        stream: AvatarStream,
+        options: ServeOptions,
+        render_executor: Executor,
+        tts_executor: Executor,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.avatar = avatar
+        self.stream = stream
+        self.options = options
+        self.render_executor = render_executor
+        self.tts_executor = tts_executor
+        self.created = time.monotonic()
+        self.last_active = self.created
+        self.limiter = RateLimiter(options.say_burst, options.say_per_s)
+        self.pc: Any = None
+        self.pump: MediaPump | None = None
+        self.closed = False
+        self.close_reason: str | None = None
+        self._listeners: list[asyncio.Queue[dict[str, Any] | None]] = []
+        self._next_utterance = 1
+        self._current: int | None = None  # utterance last queued
+        self._playing: int | None = None  # utterance heard now (by tick play time)
+        self._speech_task: asyncio.Task[None] | None = None
+        self.utterances = 0
+
+    # -- status and events -------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        width, height = self.stream.size
+        pump = self.pump
+        return {
+            "id": self.id,
+            "avatar": self.avatar.id,
+            "width": width,
+            "height": height,
+            "fps": FPS,
+            "audio_rate": AUDIO_RATE,
+            "speaking": self._playing is not None,
+            "utterance": self._playing,
+            "utterances": self.utterances,
+            "peer": None if self.pc is None else self.pc.connectionState,
+            "frames_rendered": 0 if pump is None else pump.rendered,
+            "frames_skipped": 0 if pump is None else pump.skipped,
+            "clock_slips": 0 if pump is None else pump.slips,
+            "render_ms": 0.0
+            if not pump or not pump.rendered
+            else 1000 * pump.render_s / pump.rendered,
+            "closed": self.closed,
+            "idle_timeout_s": self.options.session_timeout_s,
+        }
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of this session's events (``None`` once it closes)."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(EVENT_QUEUE)
+        self._listeners.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> int:
+        """Stop delivering to ``queue``; returns how many listeners remain."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(queue)
+        return len(self._listeners)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        for queue in list(self._listeners):
+            if queue.full():  # a stalled listener loses its oldest event, never blocks us
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+    def _on_tick(self, n: int, tick: Tick, play_time: float) -> None:
+        if tick.utterance == self._playing:
+            return
+        previous, self._playing = self._playing, tick.utterance
+        events = []
+        if previous is not None:
+            events.append({"type": "speech_end", "utterance": previous})
+        if tick.utterance is not None:
+            events.append({"type": "speech_start", "utterance": tick.utterance, "frame": n})
+        delay = max(play_time - time.monotonic(), 0.0)
+        loop = asyncio.get_running_loop()
+        for event in events:  # deliver when the tick plays, not when it was rendered
+            loop.call_later(delay, self.emit, event)
+
+    # -- media ---------------------------------------------------------------
+
+    async def connect(self, offer_sdp: str) -> str:
+        """Answer a WebRTC offer; the avatar's video and audio go to that peer."""
+        if self.pc is not None:
+            raise HTTPException(
+                409, "this session already has a media connection: create a new session"
+            )
+        self.touch()
+        pump = MediaPump(self.stream, self.render_executor, on_tick=self._on_tick)
+        pc = new_peer()
+        add_synced_tracks(pc, [AvatarVideoTrack(pump), AvatarAudioTrack(pump)])
+        self.pc, self.pump = pc, pump
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            self.emit({"type": "peer", "state": pc.connectionState})
+            if pc.connectionState in ("failed", "closed") and not self.closed:
+                await self.close(f"media connection {pc.connectionState}")
+
+        try:
+            return await answer(pc, offer_sdp, media_hosts(self.options.host))
+        except Exception as exc:  # aiortc raises several types for unusable SDP
+            self.pc, self.pump = None, None
+            pc.remove_all_listeners("connectionstatechange")  # this session lives on
+            await pump.close()
+            await pc.close()
+            raise HTTPException(400, f"cannot use this SDP offer: {exc}") from None
+
+    # -- speech --------------------------------------------------------------
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+
+    def _cancel_pending(self) -> None:
+        if self._speech_task is not None:
+            self._speech_task.cancel()
+            self._speech_task = None
+
+    def _new_utterance(self) -> tuple[int, int | None]:
+        """Start a new utterance (it interrupts the one playing); ``(id, interrupted id)``."""
+        interrupted = self._playing
+        self._cancel_pending()
+        uid = self._next_utterance
+        self._next_utterance += 1
+        self._current = uid
+        self.utterances += 1
+        self.touch()
+        return uid, interrupted
+
+    async def say_text(self, text: str, voice: str) -> dict[str, Any]:
+        """Speak ``text``: the first sentence is synthesised before this returns (a voice
+        error leaves the current speech alone), the rest follows in the background and is
+        dropped if another utterance interrupts."""
+        pieces = split_sentences(text)
+        if not pieces:
+            raise HTTPException(422, "text has nothing to say (only spaces or punctuation)")
+        first = await self._synthesize(pieces[0], voice)
+        if self.closed:
+            raise HTTPException(404, "the session ended while the speech was synthesised")
+        uid, interrupted = self._new_utterance()
+        self.stream.speak(first, uid)
+        if len(pieces) > 1:
+            self._speech_task = asyncio.get_running_loop().create_task(
+                self._speak_rest(uid, pieces[1:], voice)
+            )
+        self.emit({"type": "queued", "utterance": uid, "sentences": len(pieces)})
+        return {"utterance": uid, "interrupted": interrupted, "sentences": len(pieces)}
+
+    async def _speak_rest(self, uid: int, pieces: list[str], voice: str) -> None:
+        try:
+            for piece in pieces:
+                audio = await self._synthesize(piece, voice)
+                if self._current != uid or self.closed:
+                    return
+                self.stream.speak(audio, uid, append=True)
+        except HTTPException as exc:
+            self.emit({"type": "error", "utterance": uid, "message": str(exc.detail)})
+
+    async def _synthesize(self, text: str, voice: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.tts_executor, synthesize_48k, text, voice)
+        except AvatarLabError as exc:
+            raise HTTPException(422, f"cannot speak this text: {exc}") from None
+
+    def say_audio(self, audio: np.ndarray) -> dict[str, Any]:
+        """Speak decoded float32 mono audio at ``AUDIO_RATE``."""
+        uid, interrupted = self._new_utterance()
+        self.stream.speak(audio, uid)
+        seconds = len(audio) / AUDIO_RATE
+        self.emit({"type": "queued", "utterance": uid, "seconds": seconds})
+        return {"utterance": uid, "interrupted": interrupted, "seconds": seconds}
+
+    def stop(self) -> None:
+        """Silence the avatar now (what is already rendered still plays, < 0.2 s)."""
+        self._cancel_pending()
+        self._current = None
+        self.stream.stop()
+        self.touch()
+
+    # -- lifetime ------------------------------------------------------------
+
+    async def close(self, reason: str) -> None:
+        """Stop media, drop the peer, tell listeners; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self._cancel_pending()
+        if self.pump is not None:
+            await self.pump.close()
+        if self.pc is not None:
+            with contextlib.suppress(Exception):
+                await self.pc.close()
+        with contextlib.suppress(Exception):  # waits for a tick still rendering
+            await asyncio.get_running_loop().run_in_executor(
+                self.render_executor, self.stream.close
+            )
+        self.avatar.sessions -= 1
+        await asyncio.get_running_loop().run_in_executor(self.render_executor, release_memory)
+        self.emit({"type": "closed", "reason": reason})
+        for queue in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so a long-running
+    server's resident size follows its live sessions instead of its busiest moment."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def synthesize_48k(text: str, voice: str) -> np.ndarray:
+    """espeak-ng speech for ``text`` as float32 mono at ``AUDIO_RATE``."""
+    from avatarlab.media import resample
+    from avatarlab.speech import synthesize
+
+    utterance = synthesize(text, voice=voice)
+    return resample(utterance.audio, utterance.sample_rate, AUDIO_RATE)
+
+
+def decode_speech(path: Path, max_seconds: float) -> np.ndarray:
+    """Decode an uploaded audio file to float32 mono at ``AUDIO_RATE`` (422 when unusable)."""
+    from avatarlab.media import read_audio
+
+    try:
+        audio = read_audio(path, sample_rate=AUDIO_RATE)
+    except AvatarLabError as exc:
+        raise HTTPException(422, f"cannot decode the audio upload: {exc}") from None
+    seconds = len(audio) / AUDIO_RATE
+    if seconds > max_seconds:
+        raise HTTPException(
+            422,
+            f"audio is {seconds:.1f} s long; this server speaks at most {max_seconds:.0f} s at once",
+        )
+    if not np.isfinite(audio).all():
+        raise HTTPException(422, "the audio upload decodes to invalid samples (NaN/inf)")
+    return audio
+
+
+class SessionManager:
+    """Creates, finds and reaps sessions; at most ``options.max_sessions`` at once."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        backend: Backend,
+        catalog: AvatarCatalog,
+        render_executor: Executor,
+        tts_executor: Executor,
+    ) -> None:
+        self.options = options
+        self.backend = backend
+        self.catalog = catalog
+        self.render_executor = render_executor
+        self.tts_executor = tts_executor
+        self.sessions: dict[str, Session] = {}
+        self._creating = 0
+        self._reaper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def create(self, avatar_id: str | None) -> Session:
+        """A new session on ``avatar_id`` (the server's default avatar when None)."""
+        entry = self.catalog.get(avatar_id) if avatar_id else self.catalog.default
+        if entry is None:
+            known = ", ".join(e.id for e in self.catalog.list()) or "none: upload one first"
+            raise HTTPException(404, f"unknown avatar {avatar_id!r}; available: {known}")
+        if len(self.sessions) + self._creating >= self.options.max_sessions:
+            raise HTTPException(
+                503,
+                f"the server already runs {self.options.max_sessions} sessions: close one or retry later",
+            )
+        self._creating += 1
+        try:
+            try:
+                prepared = await self.catalog.prepare(entry)
+            except AvatarLabError as exc:
+                raise HTTPException(422, f"cannot use avatar {entry.id!r}: {exc}") from None
+            loop = asyncio.get_running_loop()
+            stream = await loop.run_in_executor(
+                self.render_executor, self.backend.open_stream, prepared
+            )
+            entry.sessions += 1
+            session = Session(entry, stream, self.options, self.render_executor, self.tts_executor)
+            self.sessions[session.id] = session
+            return session
+        finally:
+            self._creating -= 1
+
+    def get(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise HTTPException(
+                404, f"no session {session_id!r}: it ended or never existed; create a new one"
+            )
+        return session
+
+    async def close(self, session_id: str, reason: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            await session.close(reason)
+
+    async def close_all(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for session_id in list(self.sessions):
+            await self.close(session_id, "server shutting down")
+
+    async def _reap(self) -> None:
+        period = min(max(self.options.session_timeout_s / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if session.closed:  # closed by its peer or renderer
+                    self.sessions.pop(session.id, None)
+                elif now - session.last_active > self.options.session_timeout_s:
+                    await self.close(session.id, "silent for too long")
+                elif session.pump is not None and session.pump.error is not None:
+                    await self.close(session.id, f"rendering failed: {session.pump.error}")

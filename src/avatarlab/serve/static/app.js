@@ -1,0 +1,171 @@
+// avatarlab live avatar page: the same HTTP API programs use, WebRTC for media,
+// a WebSocket for events. No build step, no external resources.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { session: null, pc: null, ws: null, token: null, events: [] };
+window.avatarApp = state; // for tests and debugging
+
+function readToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) sessionStorage.setItem("avatarlab-token", decodeURIComponent(m[1]));
+  return sessionStorage.getItem("avatarlab-token");
+}
+state.token = readToken();
+
+function log(message, isError = false) {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()} ${message}`;
+  if (isError) li.className = "error";
+  $("log").prepend(li);
+}
+
+function setStatus(text) { $("status").textContent = text; }
+
+async function api(method, path, body, headers = {}) {
+  const h = { ...headers };
+  if (state.token) h.Authorization = `Bearer ${state.token}`;
+  let payload = body;
+  if (body !== undefined && !(body instanceof FormData) && !(body instanceof Blob)) {
+    h["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const res = await fetch(path, { method, headers: h, body: payload });
+  if (res.status === 401) {
+    const t = prompt("This server needs a token:");
+    if (t) { state.token = t; sessionStorage.setItem("avatarlab-token", t); return api(method, path, body, headers); }
+  }
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
+    throw new Error(`${res.status}: ${detail}`);
+  }
+  return res.status === 204 ? null : res.json();
+}
+
+async function loadAvatars(selectId) {
+  const avatars = await api("GET", "/avatars");
+  const select = $("avatar-select");
+  select.replaceChildren(...avatars.map((a) => {
+    const o = document.createElement("option");
+    o.value = a.id; o.textContent = `${a.name} (${a.kind})`;
+    return o;
+  }));
+  if (selectId) select.value = selectId;
+  $("start").disabled = avatars.length === 0;
+  if (avatars.length === 0) $("hint").textContent = "Upload a portrait or a video to start.";
+}
+
+function waitIceComplete(pc, timeoutMs = 3000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, timeoutMs);
+  });
+}
+
+function openEvents(id) {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const q = state.token ? `?token=${encodeURIComponent(state.token)}` : "";
+  const ws = new WebSocket(`${proto}://${location.host}/sessions/${id}/events${q}`);
+  ws.onmessage = (m) => {
+    const ev = JSON.parse(m.data);
+    state.events.push(ev);
+    if (ev.type === "speech_start") setStatus(`speaking (#${ev.utterance})`);
+    else if (ev.type === "speech_end") setStatus("listening");
+    else if (ev.type === "peer") setStatus(`media ${ev.state}`);
+    else if (ev.type === "error") log(ev.message, true);
+    else if (ev.type === "closed") { log(`session ended: ${ev.reason}`); teardown(); }
+  };
+  ws.onclose = () => { if (state.ws === ws) state.ws = null; };
+  state.ws = ws;
+}
+
+async function start() {
+  $("start").disabled = true;
+  try {
+    const session = await api("POST", "/sessions", { avatar: $("avatar-select").value || null });
+    state.session = session;
+    openEvents(session.id);
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (ev) => {
+      stream.addTrack(ev.track);
+      const video = $("avatar");
+      if (video.srcObject !== stream) video.srcObject = stream;
+      video.play().catch((e) => log(`press play to hear the avatar (${e.message})`));
+    };
+    pc.onconnectionstatechange = () => setStatus(`media ${pc.connectionState}`);
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIceComplete(pc);
+    const answer = await api("POST", `/sessions/${session.id}/offer`, {
+      sdp: pc.localDescription.sdp, type: "offer",
+    });
+    await pc.setRemoteDescription(answer);
+    for (const id of ["end", "say", "stop", "audio-file"]) $(id).disabled = false;
+    $("hint").textContent = "Type something and press Say.";
+    log(`session ${session.id.slice(0, 8)} on ${session.avatar} (${session.width}x${session.height})`);
+  } catch (e) {
+    log(`could not start: ${e.message}`, true);
+    teardown();
+  }
+}
+
+function teardown() {
+  if (state.pc) state.pc.close();
+  if (state.ws) state.ws.close();
+  state.pc = null; state.ws = null; state.session = null;
+  for (const id of ["end", "say", "stop", "audio-file"]) $(id).disabled = true;
+  $("start").disabled = false;
+  setStatus("not connected");
+}
+
+async function end() {
+  const s = state.session;
+  teardown();
+  if (s) await api("DELETE", `/sessions/${s.id}`).catch(() => {});
+}
+
+async function say() {
+  const text = $("text").value.trim();
+  if (!text || !state.session) return;
+  try {
+    const r = await api("POST", `/sessions/${state.session.id}/say`, { text });
+    log(`saying #${r.utterance}${r.interrupted ? ` (interrupted #${r.interrupted})` : ""}`);
+  } catch (e) { log(e.message, true); }
+}
+
+async function sayAudio(file) {
+  const form = new FormData();
+  form.append("audio", file, file.name);
+  try {
+    const r = await api("POST", `/sessions/${state.session.id}/say`, form);
+    log(`playing ${file.name} (${r.seconds.toFixed(1)} s)`);
+  } catch (e) { log(e.message, true); }
+}
+
+async function uploadAvatar(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  log(`analysing ${file.name} ...`);
+  try {
+    const a = await api("POST", "/avatars", form);
+    await loadAvatars(a.id);
+    log(`avatar ${a.name} ready`);
+  } catch (e) { log(e.message, true); }
+}
+
+$("start").onclick = start;
+$("end").onclick = end;
+$("say").onclick = say;
+$("stop").onclick = () => state.session && api("POST", `/sessions/${state.session.id}/stop`).catch((e) => log(e.message, true));
+$("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) say(); });
+$("audio-file").onchange = (e) => { if (e.target.files[0]) sayAudio(e.target.files[0]); e.target.value = ""; };
+$("avatar-file").onchange = (e) => { if (e.target.files[0]) uploadAvatar(e.target.files[0]); e.target.value = ""; };
+window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); if (state.ws) state.ws.close(); });
+loadAvatars().catch((e) => log(`cannot list avatars: ${e.message}`, true));
