@@ -28,6 +28,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -260,6 +261,16 @@ async def _deny(scope: Scope, receive: Receive, send: Send, status: int, detail:
 # -- the application --------------------------------------------------------------
 
 
+def _builtin_portrait(folder: PrivateDir) -> Path:
+    """The bundled portrait as a file in the server's private folder (the default avatar)."""
+    from avatarlab.assets import default_portrait
+    from avatarlab.media.files import write_image
+
+    path = folder.path / "astronaut.png"
+    write_image(path, default_portrait())
+    return path
+
+
 def create_app(options: ServeOptions | None = None, backend: Backend | None = None) -> FastAPI:
     """The server's ASGI app. ``backend`` defaults to the ``warp`` engine's streaming form."""
     options = options or ServeOptions()
@@ -274,7 +285,11 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
     prepare_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     uploads = PrivateDir()
     catalog = AvatarCatalog(
-        backend, options.avatars, options.max_avatars, prepare_executor, options.max_avatar_s
+        backend,
+        options.avatars or [_builtin_portrait(uploads)],
+        options.max_avatars,
+        prepare_executor,
+        options.max_avatar_s,
     )
     manager = SessionManager(options, backend, catalog, render_executor, tts_executor)
 

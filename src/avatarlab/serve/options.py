@@ -23,7 +23,7 @@ class ServeOptions:
 
     Attributes:
         avatars: portraits (images) or videos offered on the page; the first is the default.
-            Empty: the page asks for an upload.
+            None given: the bundled portrait (``avatarlab.assets.default_portrait``).
         host: interface to listen on; loopback by default so nothing outside the machine
             can connect. WebRTC media is offered on the same address when it is a specific IP.
         port: TCP port of the HTTP server.
