@@ -27,7 +27,8 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=suffix if suffix is not None else final.suffix,
+        prefix=f".{final.stem}.",
+        suffix=suffix if suffix is not None else final.suffix,
         dir=final.parent,
     )
     os.close(fd)
@@ -52,9 +53,7 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def track_progress(
-    items: Iterable[T], description: str, total: int | None = None
-) -> Iterator[T]:
+def track_progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate ``items`` with a Rich progress bar (rate and ETA) when enabled."""
     if not progress_enabled():
         yield from items

@@ -202,9 +202,7 @@ def speak(
         seed=options.seed,
         teeth=options.teeth,  # type: ignore[arg-type]
     )
-    engine = _engine(
-        options.engine, options.checkpoint, warp, options.device, options.batch_size
-    )
+    engine = _engine(options.engine, options.checkpoint, warp, options.device, options.batch_size)
     avatar = engine.prepare(image)
     fps = float(getattr(avatar, "fps", options.fps))
     return _write(engine, avatar, driver, fps, out, options.crf, "speaking")
@@ -246,9 +244,7 @@ def dub(
         head_motion=0.0,
         blink_rate=0.0,
     )
-    engine = _engine(
-        options.engine, options.checkpoint, warp, options.device, options.batch_size
-    )
+    engine = _engine(options.engine, options.checkpoint, warp, options.device, options.batch_size)
     avatar = engine.prepare(video)
     fps = float(getattr(avatar, "fps", 25.0))
     return _write(engine, avatar, driver, fps, out, options.crf, "dubbing")

@@ -43,7 +43,15 @@ def test_info_reports_streams_and_faces(data_dir: Path) -> None:
 def test_faces_on_image_and_video(data_dir: Path, tmp_path: Path) -> None:
     img = data_dir / "image" / "woman_photo.jpg"
     out = runner.invoke(
-        app, ["faces", str(img), "-o", str(tmp_path / "img.json"), "--annotate", str(tmp_path / "a.png")]
+        app,
+        [
+            "faces",
+            str(img),
+            "-o",
+            str(tmp_path / "img.json"),
+            "--annotate",
+            str(tmp_path / "a.png"),
+        ],
     )
     assert out.exit_code == 0, out.output
     faces = json.loads((tmp_path / "img.json").read_text())["faces"]
@@ -58,7 +66,14 @@ def test_faces_on_image_and_video(data_dir: Path, tmp_path: Path) -> None:
     write_video(short, clip.frames[:25], clip.fps)
     out = runner.invoke(
         app,
-        ["faces", str(short), "-o", str(tmp_path / "t.json"), "--annotate", str(tmp_path / "t.mp4")],
+        [
+            "faces",
+            str(short),
+            "-o",
+            str(tmp_path / "t.json"),
+            "--annotate",
+            str(tmp_path / "t.mp4"),
+        ],
     )
     assert out.exit_code == 0, out.output
     track = json.loads((tmp_path / "t.json").read_text())
@@ -113,9 +128,7 @@ def test_demo_writes_its_outputs(tmp_path: Path) -> None:
     assert len(faces) == 1
 
 
-@pytest.mark.parametrize(
-    ("bad", "word"), [("--head-motion=2", "head_motion"), ("--crf=99", "crf")]
-)
+@pytest.mark.parametrize(("bad", "word"), [("--head-motion=2", "head_motion"), ("--crf=99", "crf")])
 def test_speak_rejects_out_of_range_options(
     bad: str, word: str, data_dir: Path, tmp_path: Path
 ) -> None:
