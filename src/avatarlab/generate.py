@@ -94,7 +94,8 @@ class GenerateResult:
         path: the MP4 file.
         frames: frames written; fps: their rate; duration: seconds of speech.
         speech_source: which speech analysis ran (``"espeak"``,
-            ``"pocketsphinx-align"``, ``"pocketsphinx-phones"``, ``"acoustic"``).
+            ``"pocketsphinx-align"``, ``"pocketsphinx-words"``, ``"pocketsphinx-phones"``,
+            ``"acoustic"``).
         notes: what the analysis and the engine chose and why.
     """
 

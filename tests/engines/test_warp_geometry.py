@@ -38,7 +38,7 @@ def test_surface_is_mediapipes_852_triangles_with_manifold_edges():
 
 
 def test_warp_triangles_tile_the_ring_without_overlap():
-    pts = np.vstack([CANONICAL_FACE_3D[:, :2], tp.ring_canonical()[:, :2]])
+    pts = tp.canonical_vertices()[:, :2]
     t = tp.warp_triangles()
     a, b, c = pts[t[:, 0]], pts[t[:, 1]], pts[t[:, 2]]
     area = 0.5 * (
@@ -125,6 +125,9 @@ def test_blink_brings_upper_lids_down_to_the_lower_lids():
     assert np.abs(closed[lower] - closed[upper]).max() < 1e-9  # the lids meet
     travel = (closed[upper, 1] - face.neutral[upper, 1]) / before
     assert travel.min() > 0.75 and travel.mean() == pytest.approx(rig.LID_CLOSE, abs=0.1)
+    above = list(tp.RIGHT_LID_ABOVE)  # the lid fold above moves down with the lid
+    fold = closed[above] - face.neutral[above]
+    assert np.allclose(fold, rig.LID_FOLD * (closed[upper] - face.neutral[upper]))
     half = face.deform(rig.Pose(blink=0.5))
     assert np.allclose(
         half[upper] - face.neutral[upper], 0.5 * (closed[upper] - face.neutral[upper])

@@ -111,6 +111,47 @@ def test_blinks_have_natural_rate_duration_and_seed():
     assert max(closure) > 0.9 and min(closure) == 0.0
 
 
+def _eye_aspects(frame: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio (two lid gaps over the corner distance) of the subject's right, left eye,
+    from our tracker's mesh on ``frame``."""
+    from avatarlab.face import face_mesh
+
+    mesh = face_mesh(frame)
+    assert mesh is not None
+    out = []
+    for gaps, corners in (
+        (((160, 144), (158, 153)), (33, 133)),
+        (((385, 380), (387, 373)), (263, 362)),
+    ):
+        gap = sum(np.linalg.norm(mesh[a, :2] - mesh[b, :2]) for a, b in gaps) / 2
+        out.append(gap / np.linalg.norm(mesh[corners[0], :2] - mesh[corners[1], :2]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "most_open", "most_apart"),
+    [("astronaut", 0.25, 0.1), ("painting.jpg", 0.4, 0.15)],
+)
+def test_a_blink_closes_both_eyes_together(still_engine, request, name, most_open, most_apart):
+    """Both eyes' aspect ratios, measured by the tracker on the blink frame, drop together
+    (the painting winked before the lids slid over the eyes; the bound is per face)."""
+    from avatarlab.engines.warp.rig import Pose
+
+    if name == "astronaut":
+        image = request.getfixturevalue("portrait")
+    else:
+        from avatarlab.media import read_image
+
+        image = read_image(request.getfixturevalue("data_dir") / "image" / name)
+    avatar = still_engine.prepare(image)
+    before = _eye_aspects(image)
+    half = _eye_aspects(still_engine.render_pose(avatar, Pose(blink=0.5))) / before
+    closed = _eye_aspects(still_engine.render_pose(avatar, Pose(blink=1.0))) / before
+    assert closed.max() < most_open
+    assert abs(closed[0] - closed[1]) < most_apart
+    assert (half < 0.95).all() and (half > closed).all()  # on the way, both at once
+
+
 def test_head_motion_is_small_smooth_and_off_at_zero():
     still = motion.HeadMotion(0.0, 25.0, seed=0)
     assert all(still.step(0.5).is_zero for _ in range(50))

@@ -75,17 +75,19 @@ def test_text_mode_vowels_open_and_bilabials_close(text: str) -> None:
     track = mouth_track(utt.phones, fps, utt.duration)
     opening_median = np.median(track.opening)
     jaw_median = np.median(track.jaw_open)
+    lead = CoarticulationOptions().anticipation_s
     vowel_phones, vowel_frames, bilabial_frames = [], [], []
     for p in utt.phones:
         visemes = phone_visemes(p.symbol, p.source)
-        frames = list(_phone_frames(p.start, p.end, fps))
         if visemes and visemes[0] in VOWEL_VISEMES:
             vowel_phones.append(track.opening[int(p.center * fps)] > opening_median)
-            vowel_frames += frames
+            vowel_frames += [k for k in _phone_frames(p.start - lead, p.end - lead, fps) if k >= 0]
         if visemes == ("PP",):
-            bilabial_frames += frames
+            bilabial_frames += list(_phone_frames(p.start, p.end, fps))
     assert np.mean(vowel_phones) >= 0.8
-    assert np.mean(track.jaw_open[vowel_frames] > jaw_median) >= 0.8
+    # Every frame of a vowel (shown ahead of its sound), not just its centre: tongue
+    # consonants keep the jaw near their vowels' opening, so a few vowel edges dip under.
+    assert np.mean(track.jaw_open[vowel_frames] > jaw_median) >= 0.75
     assert len(bilabial_frames) >= 4
     assert np.all(track.lip_closed[bilabial_frames] == 1.0)
     assert np.all(track.opening[bilabial_frames] < 0.05)
@@ -131,9 +133,41 @@ def test_lingual_consonants_keep_neighbouring_rounding() -> None:
 def test_short_bilabial_still_closes_its_frame() -> None:
     # A 12 ms B between vowels falls inside one 40 ms frame without covering its midpoint.
     phones = _arpabet(("AA", 0.0, 0.205), ("B", 0.205, 0.217), ("AA", 0.217, 0.4))
-    track = mouth_track(phones, fps=25.0)
+    track = mouth_track(phones, fps=25.0, options=CoarticulationOptions(anticipation_s=0.0))
     assert track.lip_closed[5] == 1.0
     assert track.jaw_open[4] > 0.5 and track.jaw_open[6] > 0.5
+    # Anticipation moves the approach, not the closure: the lips are shut while the B sounds.
+    ahead = mouth_track(phones, fps=25.0)
+    assert ahead.lip_closed[5] == 1.0
+
+
+def test_the_mouth_runs_ahead_of_the_sound() -> None:
+    utt = synthesize(SENTENCES[2])
+    lead = CoarticulationOptions().anticipation_s
+    assert 0.0 < lead <= 0.1
+    free = CoarticulationOptions(bilabial_closure=False)  # the blend alone runs ahead
+    ahead = mouth_track(utt.phones, 100.0, utt.duration, free)
+    shifted = [Phone(p.symbol, p.start - lead, p.end - lead, p.source) for p in utt.phones]
+    exact = mouth_track(
+        shifted,
+        100.0,
+        utt.duration,
+        CoarticulationOptions(anticipation_s=0.0, bilabial_closure=False),
+    )
+    np.testing.assert_allclose(ahead.params, exact.params, atol=1e-5)
+    with pytest.raises(OptionError, match="anticipation_s"):
+        CoarticulationOptions(anticipation_s=-0.01)
+
+
+def test_tongue_consonants_keep_the_jaw_of_their_vowels() -> None:
+    # "a t a" hardly closes the jaw; "a s a" (a sibilant) and "a b a" do.
+    def jaw_at_consonant(symbol: str) -> float:
+        phones = _arpabet(("AA", 0.0, 0.2), (symbol, 0.2, 0.28), ("AA", 0.28, 0.5))
+        return float(mouth_track(phones, fps=100.0).jaw_open[24 - 2])  # anticipated centre
+
+    t, n, k = jaw_at_consonant("T"), jaw_at_consonant("N"), jaw_at_consonant("K")
+    s, b = jaw_at_consonant("S"), jaw_at_consonant("B")
+    assert min(t, n, k) > 0.4 and s < 0.3 and b < 0.1
 
 
 def test_chunks_equal_the_whole_track() -> None:

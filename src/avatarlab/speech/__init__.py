@@ -3,8 +3,9 @@
 Paths (each result says which ran in its ``source``):
 
 - text -> espeak-ng speech with phoneme events (:func:`synthesize`);
-- English audio -> PocketSphinx forced alignment with a transcript
-  (:func:`align_transcript`) or phone recognition (:func:`recognize_phones`);
+- English audio -> PocketSphinx forced alignment of a transcript
+  (:func:`align_transcript`), of the words it recognises itself (:func:`transcribe`,
+  the default without a transcript), or phone recognition (:func:`recognize_phones`);
 - any audio -> voice activity + spectral shape (:func:`acoustic_track`,
   :class:`StreamingMouth` for live audio).
 

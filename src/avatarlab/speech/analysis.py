@@ -2,17 +2,24 @@
 
 :func:`analyze_speech` picks the best path for its input and says which ran:
 
-==========================  =========================  ========================
-input                       path                       ``source``
-==========================  =========================  ========================
-text                        espeak-ng TTS + events     ``"espeak"``
-English audio + transcript  PocketSphinx alignment     ``"pocketsphinx-align"``
-English audio               PocketSphinx phones        ``"pocketsphinx-phones"``
-other languages / failures  VAD + spectral shape       ``"acoustic"``
-==========================  =========================  ========================
+==========================  ============================  ========================
+input                       path                          ``source``
+==========================  ============================  ========================
+text                        espeak-ng TTS + events        ``"espeak"``
+English audio + transcript  PocketSphinx alignment        ``"pocketsphinx-align"``
+English audio               recognised words, aligned     ``"pocketsphinx-words"``
+(``method="phones"``)       PocketSphinx phone loop       ``"pocketsphinx-phones"``
+other languages / failures  VAD + spectral shape          ``"acoustic"``
+==========================  ============================  ========================
 
-A transcript that cannot be aligned falls back to phone recognition (the
-fallback is recorded in :attr:`SpeechAnalysis.notes`).
+English audio without a transcript is first transcribed (fast word search), then
+those words are force-aligned: the word model's vocabulary and grammar constrain
+the phones far better than a free phone loop, so the mouth follows the speech more
+closely (on issue 4's four real clips the mouth opening asked for correlates with
+the speaker's measured one at mean r 0.47, against 0.34 for the phone loop), at
+about a fifth of real time on one core (60 s of speech: 11 s, against 4 s).
+A transcript that cannot be aligned, or audio with no recognised words, falls back
+to phone recognition (the fallback is recorded in :attr:`SpeechAnalysis.notes`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from avatarlab.media import SPEECH_RATE, read_audio_with_rate, resample
 from avatarlab.speech.phones import Phone
 from avatarlab.speech.visemes import CoarticulationOptions, MouthTrack, mouth_track
 
-METHODS = ("auto", "espeak", "align", "phones", "acoustic")
+METHODS = ("auto", "espeak", "align", "words", "phones", "acoustic")
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +46,7 @@ class SpeechAnalysis:
         phones: timed phones (empty for the acoustic path).
         mouth: per-frame mouth parameters covering the whole audio.
         source: the path that produced ``mouth``: ``"espeak"``, ``"pocketsphinx-align"``,
-            ``"pocketsphinx-phones"`` or ``"acoustic"``.
+            ``"pocketsphinx-words"``, ``"pocketsphinx-phones"`` or ``"acoustic"``.
         audio: the speech at its native rate (22050 Hz for espeak), ``(N,)`` float32,
             for muxing into the output video.
         sample_rate: rate of ``audio`` in Hz.
@@ -92,8 +99,8 @@ def analyze_speech(
         language: language of the speech; only English audio gets phone timing.
         fps: frame rate of the mouth track.
         voice: espeak voice for ``text``; defaults to ``language`` (``"en"`` -> ``"en-us"``).
-        method: ``"auto"`` (table above) or force ``"espeak"``, ``"align"``, ``"phones"``,
-            ``"acoustic"``.
+        method: ``"auto"`` (table above) or force ``"espeak"``, ``"align"``, ``"words"``,
+            ``"phones"``, ``"acoustic"``.
         rate_wpm: espeak speaking rate for ``text``.
         coarticulation: viseme blending options for the phone paths.
 
@@ -136,7 +143,7 @@ def analyze_speech(
             method = "acoustic"
             notes.append(f"language {language!r} has no phone model: acoustic fallback")
         else:
-            method = "align" if transcript else "phones"
+            method = "align" if transcript else "words"
 
     phones: list[Phone] = []
     source = "acoustic"
@@ -151,6 +158,13 @@ def analyze_speech(
         except AvatarLabError as exc:
             notes.append(f"alignment failed ({exc}); recognising phones instead")
             method = "phones"
+    if method == "words":
+        phones, note = _from_words(audio16k)
+        notes.append(note)
+        if phones:
+            source = "pocketsphinx-words"
+        else:
+            method = "phones"
     if method == "phones":
         from avatarlab.speech.align import recognize_phones
 
@@ -163,6 +177,19 @@ def analyze_speech(
     else:
         mouth = mouth_track(phones, fps, duration, coarticulation, source)
     return SpeechAnalysis(audio16k, phones, mouth, source, native, native_rate, notes)
+
+
+def _from_words(audio16k: np.ndarray) -> tuple[list[Phone], str]:
+    """Phones of the words PocketSphinx hears, force-aligned; ``[]`` and why when that fails."""
+    from avatarlab.speech.align import align_transcript, transcribe
+
+    heard = transcribe(audio16k, fast=True).text
+    if not heard:
+        return [], "no words recognised; recognising phones instead"
+    try:
+        return align_transcript(audio16k, heard).phones, f"heard: {heard!r}"
+    except AvatarLabError as exc:
+        return [], f"the recognised words could not be aligned ({exc}); recognising phones"
 
 
 def _from_text(

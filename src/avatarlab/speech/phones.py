@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 #: Which analysis produced a phone or a mouth track.
-Source = Literal["espeak", "pocketsphinx-align", "pocketsphinx-phones", "acoustic"]
-SOURCES: tuple[str, ...] = ("espeak", "pocketsphinx-align", "pocketsphinx-phones", "acoustic")
+Source = Literal[
+    "espeak", "pocketsphinx-align", "pocketsphinx-words", "pocketsphinx-phones", "acoustic"
+]
+SOURCES: tuple[str, ...] = (
+    "espeak",
+    "pocketsphinx-align",
+    "pocketsphinx-words",
+    "pocketsphinx-phones",
+    "acoustic",
+)
 
 #: The pause symbol every path is normalised to for silence.
 SILENCE = "SIL"

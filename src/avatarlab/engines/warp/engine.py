@@ -100,7 +100,7 @@ class WarpOptions:
 
 @dataclass
 class SourceFace:
-    """One source frame's face: its rig and the warp vertices (468 mesh + ring), pixels."""
+    """One source frame's face: its rig and the warp vertices (``tp.N_VERTICES``), pixels."""
 
     rig: FaceRig
     vertices: np.ndarray
@@ -113,7 +113,8 @@ class SourceFace:
         ring = head[list(T.FACE_OVAL)].copy()
         ring[:, :2] = tp.RING_CENTRE + tp.RING_SCALE * (ring[:, :2] - tp.RING_CENTRE)
         ring_px = rig.frame.to_pixels(ring)[:, :2]
-        vertices = np.vstack([np.asarray(mesh, np.float64)[: tp.N_FACE, :2], ring_px])
+        points = np.asarray(mesh, np.float64)[:, :2]
+        vertices = np.vstack([points[: tp.N_FACE], ring_px, points[list(tp.EYE_OPENING)]])
         width = float(np.linalg.norm(vertices[234] - vertices[454]))
         return SourceFace(rig, vertices, width)
 
@@ -387,6 +388,21 @@ class WarpEngine:
         finally:
             session.close()
 
+    def render_pose(self, avatar: WarpAvatar, pose: Pose) -> Frame:
+        """One frame of a portrait in ``pose`` (mouth and lids), without head motion.
+
+        For previews, contact sheets and checks of single shapes (a full blink, a wide
+        vowel); :meth:`render` is the way to animate.
+
+        Raises:
+            OptionError: ``avatar`` was prepared from a video.
+        """
+        if avatar.is_video or avatar.image is None:
+            raise OptionError("render_pose needs a portrait avatar; use render() for a video")
+        face = avatar.faces[0]
+        assert face is not None
+        return _Session(self, avatar).deform(avatar.image, face, pose)
+
     def render_stream(
         self, avatar: WarpAvatar, audio_chunks: Iterable[np.ndarray], sample_rate: int
     ) -> Iterator[list[Frame]]:
@@ -457,15 +473,33 @@ class _Session:
         """``image`` with ``face`` deformed into ``pose`` and the mouth interior drawn."""
         offsets = np.zeros_like(face.vertices)
         offsets[: tp.N_FACE] = face.rig.displacements(pose, self.options.expressiveness)
+        lids = list(tp.EYE_OPENING)
+        offsets[tp.OPENING_START :] = offsets[lids]
         moving = fld.moving_triangles(self.triangles, offsets)
         out = image.copy()
         if not len(moving):
             return out
         target = face.vertices + offsets
+        source = face.vertices
+        if pose.blink > 0:  # the lid slides over the eye, which stays where it is
+            source = face.vertices.copy()
+            source[tp.OPENING_START :] = target[tp.OPENING_START :]
+            source[lids] += face.rig.lid_lift(pose.blink)
         region = fld.Region.around(target[np.unique(moving)], image.shape)
         if region.empty:
             return out
-        source_xy = fld.backward_map(face.vertices, target, moving, region, self.avatar.step)
+        step = self.avatar.step
+        source_xy = fld.backward_map(source, target, moving, region, step)
+        if pose.blink > 0 and step > 1.0:  # no coarse-grid blur across the closing lid's seam
+            for eye in tp.EYES:
+                box = fld.Region.around(target[list(eye)], image.shape, pad=int(np.ceil(step)) + 1)
+                box = box.intersection(region)
+                if not box.empty:
+                    fine = fld.backward_map(source, target, moving, box, 1.0)
+                    source_xy[
+                        box.y0 - region.y0 : box.y1 - region.y0,
+                        box.x0 - region.x0 : box.x1 - region.x0,
+                    ] = fine
         out[region.y0 : region.y1, region.x0 : region.x1] = fld.remap_region(image, source_xy)
         geometry = MouthGeometry.from_points(target, face.rig.frame.scale)
         gap = geometry.gap()

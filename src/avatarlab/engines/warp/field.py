@@ -59,6 +59,15 @@ class Region:
             max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), w), min(int(hi[1]), h)
         )
 
+    def intersection(self, other: Region) -> Region:
+        """The part of this rectangle inside ``other`` (possibly empty)."""
+        return Region(
+            max(self.x0, other.x0),
+            max(self.y0, other.y0),
+            min(self.x1, other.x1),
+            min(self.y1, other.y1),
+        )
+
     def union(self, other: Region) -> Region:
         if self.empty:
             return other

@@ -19,7 +19,14 @@ closed, see :meth:`FaceRig.neutralise`):
   inner-lip points meet), set on the 40 lip-contour points and spread over the
   face surface harmonically, fading to zero at the face outline and above the
   nose tip;
-- eyelids: each upper-lid point moves towards its lower-lid partner.
+- eyelids: each upper-lid point moves towards its lower-lid partner and the skin
+  fold just above it moves with it (``LID_FOLD``), so the lid slides down as a
+  whole instead of shearing the crease into waves; the lid skin is sampled from a
+  little above the landmarked lid margin (:meth:`FaceRig.lid_lift`), because
+  trackers often put that margin inside the visible eye, and stretching it down
+  would drag iris and lashes over the closed eye (one eye shut, the other seemingly
+  open: a wink). The engine draws the eye opening behind the lid
+  (:mod:`.topology`), so a half-closed lid covers the iris instead of squashing it.
 """
 
 from __future__ import annotations
@@ -54,6 +61,12 @@ LID_CLOSE = 0.9
 """Fraction of the lid gap the upper lid covers in a full blink (the lower lid does the rest)."""
 ABOVE_NOSE_CM = 1.4
 """Canonical y (cm) above which mouth handles may not move anything (nose tip ~ 1.2)."""
+LID_LIFT = (0.35, 0.5)
+"""At a full blink, the upper-lid skin is sampled from above the landmarked lid margin, by
+this share of the lid gap, at most this share of the skin band above the margin."""
+LID_FOLD = 1.0
+"""Share of the upper lid's travel that the skin ring above it follows, so the lid fold
+moves down with the lid instead of being sheared by it."""
 EYE_REACH_CM = 2.4
 """Lid motion fades to zero this far (cm) from the eye centre."""
 
@@ -63,6 +76,9 @@ _CORNERS = (*tp.MOUTH_INNER_CORNERS, *T.MOUTH_CORNERS)
 LIP_HANDLES = (*_LIPS_UPPER, *_LIPS_LOWER, *_CORNERS)
 """The 40 lip-contour points the lip operator is driven by (upper, lower, corners)."""
 _N_LIP = len(tp.MOUTH_UPPER)
+_LIDS_LOWER = (*tp.RIGHT_LID_LOWER, *tp.LEFT_LID_LOWER)
+_LIDS_ABOVE = (*tp.RIGHT_LID_ABOVE, *tp.LEFT_LID_ABOVE)
+_EYE_HANDLES = (*tp.EYES[0], *tp.RIGHT_LID_ABOVE, *tp.EYES[1], *tp.LEFT_LID_ABOVE)
 
 
 @dataclass(frozen=True)
@@ -113,23 +129,12 @@ def lip_operator() -> np.ndarray:
     return tp.harmonic_operator(LIP_HANDLES, sorted(zeros - set(LIP_HANDLES)))
 
 
-def _eye_handles(
-    upper: tuple[int, ...], lower: tuple[int, ...], corners: tuple[int, ...]
-) -> tuple[int, ...]:
-    return (*upper, *lower, *corners)
-
-
-_EYES = (
-    _eye_handles(tp.RIGHT_LID_UPPER, tp.RIGHT_LID_LOWER, tp.RIGHT_EYE_CORNERS),
-    _eye_handles(tp.LEFT_LID_UPPER, tp.LEFT_LID_LOWER, tp.LEFT_EYE_CORNERS),
-)
-
-
 @lru_cache(maxsize=1)
 def eye_operator() -> np.ndarray:
-    """``(468, 32)`` harmonic spread of lid-handle displacements (both eyes, right first)."""
-    handles = _EYES[0] + _EYES[1]
-    centre = [CANONICAL_FACE_3D[list(e)].mean(0) for e in _EYES]
+    """``(468, 46)`` harmonic spread of lid-handle displacements (both eyes, right first;
+    per eye its contour :data:`~.topology.EYES`, then the skin ring above the upper lid)."""
+    handles = _EYE_HANDLES
+    centre = [CANONICAL_FACE_3D[list(e)].mean(0) for e in tp.EYES]
     dist = np.min([np.linalg.norm(CANONICAL_FACE_3D - c, axis=1) for c in centre], axis=0)
     zeros = {i for i in range(tp.N_FACE) if dist[i] > EYE_REACH_CM} - set(handles)
     return tp.harmonic_operator(handles, sorted(zeros))
@@ -252,6 +257,16 @@ class FaceRig:
         """``(468, 2)`` pixel offsets from the source mesh to the mesh in ``pose``."""
         return self.frame.displacement(self.deform(pose, jaw_scale) - self.source)
 
+    def lid_lift(self, blink: float) -> np.ndarray:
+        """``(14, 2)`` pixel shifts of where the upper-lid points of ``tp.EYE_OPENING`` sample
+        the source at lid closure ``blink``: towards the skin band above (``LID_LIFT``)."""
+        up = self.source[list(tp.EYE_OPENING)]
+        gap = np.linalg.norm(self.source[list(_LIDS_LOWER)] - up, axis=1)
+        band = self.source[list(_LIDS_ABOVE)] - up
+        length = np.linalg.norm(band, axis=1)
+        lift = np.minimum(LID_LIFT[0] * gap, LID_LIFT[1] * length) / np.maximum(length, 1e-9)
+        return self.frame.displacement(float(np.clip(blink, 0.0, 1.0)) * lift[:, None] * band)
+
 
 def _close_lips(
     handles: np.ndarray, head: np.ndarray, amount: float, opened_only: bool = True
@@ -274,7 +289,7 @@ def _close_lips(
 
 
 def _lid_handles(head: np.ndarray, amount: float) -> np.ndarray:
-    """Lid-handle displacements ``(32, 3)`` closing both eyes by ``amount``.
+    """Lid-handle displacements ``(46, 3)`` closing both eyes by ``amount``.
 
     The lids meet on a smoothed curve near the lower lid (``LID_CLOSE`` of the way
     down), so the closed lash line is a clean arc instead of the lower lid's jitter.
@@ -288,5 +303,6 @@ def _lid_handles(head: np.ndarray, amount: float) -> np.ndarray:
         meet = low + (1.0 - LID_CLOSE) * (up - low)
         chain = np.vstack([head[corners[0]], meet, head[corners[1]]])
         meet = 0.25 * chain[:-2] + 0.5 * chain[1:-1] + 0.25 * chain[2:]
-        rows += [amount * (meet - up), amount * (meet - low), np.zeros((2, 3))]
+        down = amount * (meet - up)
+        rows += [down, amount * (meet - low), np.zeros((2, 3)), LID_FOLD * down]
     return np.vstack(rows)

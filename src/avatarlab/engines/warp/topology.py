@@ -1,15 +1,20 @@
 """The fixed triangulation the warp engine deforms, and smooth interpolation on it.
 
-Vertices are MediaPipe's 468 face points followed by ``RING_SIZE`` ring points
-placed outside the face oval (they never move, so the warp fades to nothing
-before the background). Triangles (:func:`warp_triangles`):
+Vertices (:data:`N_VERTICES`) are MediaPipe's 468 face points, then ``RING_SIZE``
+ring points placed outside the face oval (they never move, so the warp fades to
+nothing before the background), then copies of the upper-lid points
+(:data:`EYE_OPENING`) that form the top edge of the eye openings. Triangles
+(:func:`warp_triangles`):
 
 - the face surface: MediaPipe's tesselation, whose edge list is turned back into
   its 852 triangles (every 3-cycle of the edge graph, less the two 3-cycles
   that are not faces: all three of their edges are shared by three cycles);
 - the holes of the surface, bridged by strips between paired points of the upper
   and lower inner lip and of the upper and lower eyelids, so an opening mouth or
-  a closing eye stays covered without a tear;
+  a closing eye stays covered without a tear. An eye's strip hangs from the lid
+  copies, not from the lid itself: the engine gives the copies the lid's new
+  position but samples the eye right there, so a closing lid slides over the
+  eye (the iris is hidden, not squashed) while the lid skin stretches down;
 - a band between the face oval and the ring, triangulated once (Delaunay) on the
   canonical face where the oval is convex.
 
@@ -45,15 +50,28 @@ OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
 RIGHT_LID_UPPER = (246, 161, 160, 159, 158, 157, 173)
 RIGHT_LID_LOWER = (7, 163, 144, 145, 153, 154, 155)
 RIGHT_EYE_CORNERS = (33, 133)
+RIGHT_LID_ABOVE = (247, 30, 29, 27, 28, 56, 190)
+"""The next mesh ring above each ``RIGHT_LID_UPPER`` point (the upper-lid skin band)."""
 LEFT_LID_UPPER = (466, 388, 387, 386, 385, 384, 398)
 LEFT_LID_LOWER = (249, 390, 373, 374, 380, 381, 382)
 LEFT_EYE_CORNERS = (263, 362)
+LEFT_LID_ABOVE = (467, 260, 259, 257, 258, 286, 414)
 
 RING_SCALE = 1.45
 """Ring points sit at the face-oval points pushed out from the face centre by this factor."""
 RING_CENTRE = np.array([0.0, 0.8])
 """Canonical (x, y) centre (cm) the ring is scaled about: between the nose and the mouth."""
 RING_SIZE = len(T.FACE_OVAL)
+
+EYES = (
+    (*RIGHT_LID_UPPER, *RIGHT_LID_LOWER, *RIGHT_EYE_CORNERS),
+    (*LEFT_LID_UPPER, *LEFT_LID_LOWER, *LEFT_EYE_CORNERS),
+)
+"""Each eye's contour points: upper lid, lower lid, corners (right eye first)."""
+EYE_OPENING = (*RIGHT_LID_UPPER, *LEFT_LID_UPPER)
+"""Face points whose copies (vertices ``OPENING_START + k``) top the eye-opening strips."""
+OPENING_START = N_FACE + RING_SIZE
+N_VERTICES = OPENING_START + len(EYE_OPENING)
 
 
 def _strip(
@@ -109,16 +127,30 @@ def band_triangles() -> np.ndarray:
     return ids[tri[~inside]]
 
 
+def opening_vertex(point: int) -> int:
+    """Vertex index of the eye-opening copy of upper-lid point ``point``."""
+    return OPENING_START + EYE_OPENING.index(point)
+
+
+def canonical_vertices() -> np.ndarray:
+    """``(N_VERTICES, 3)`` canonical positions (cm) of every warp vertex."""
+    return np.vstack([CANONICAL_FACE_3D, ring_canonical(), CANONICAL_FACE_3D[list(EYE_OPENING)]])
+
+
 @lru_cache(maxsize=1)
 def warp_triangles() -> np.ndarray:
-    """``(T, 3)`` int32 triangles over ``N_FACE + RING_SIZE`` vertices, counter-clockwise."""
+    """``(T, 3)`` int32 triangles over the ``N_VERTICES`` vertices, counter-clockwise."""
+    right_top = [opening_vertex(i) for i in RIGHT_LID_UPPER]
+    left_top = [opening_vertex(i) for i in LEFT_LID_UPPER]
     holes = (
         _strip(MOUTH_INNER_CORNERS[0], MOUTH_UPPER, MOUTH_LOWER, MOUTH_INNER_CORNERS[1])
-        + _strip(RIGHT_EYE_CORNERS[0], RIGHT_LID_UPPER, RIGHT_LID_LOWER, RIGHT_EYE_CORNERS[1])
-        + _strip(LEFT_EYE_CORNERS[0], LEFT_LID_UPPER, LEFT_LID_LOWER, LEFT_EYE_CORNERS[1])
+        + _strip(RIGHT_EYE_CORNERS[0], right_top, RIGHT_LID_LOWER, RIGHT_EYE_CORNERS[1])
+        + _strip(LEFT_EYE_CORNERS[0], left_top, LEFT_LID_LOWER, LEFT_EYE_CORNERS[1])
     )
-    tris = np.vstack([surface_triangles(), np.array(holes, np.int32), band_triangles()])
-    pts = np.vstack([CANONICAL_FACE_3D[:, :2], ring_canonical()[:, :2]])
+    # Holes first: the warp draws later triangles over earlier ones, so where a closed lid
+    # squeezes its strip to a line the lids cover it.
+    tris = np.vstack([np.array(holes, np.int32), surface_triangles(), band_triangles()])
+    pts = canonical_vertices()[:, :2]
     a, b, c = pts[tris[:, 0]], pts[tris[:, 1]], pts[tris[:, 2]]
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     flip = cross < 0
