@@ -162,7 +162,7 @@ def speak(
     from avatarlab.generate import speak as speak_fn
 
     if (audio is None) == (text is None):
-        raise OptionError("give exactly one of --audio SPEECH or --text \"...\"")
+        raise OptionError('give exactly one of --audio SPEECH or --text "..."')
     options = SpeakOptions(
         engine=engine, fps=fps, head_motion=head_motion, blink_rate=blink_rate,
         expressiveness=expressiveness, seed=seed, crop_size=crop_size, teeth=teeth,
@@ -423,6 +423,135 @@ def prepare_cmd(
         console.print(
             f"[yellow]{s.failed} clips failed: see the reason column of {out}/manifest.parquet[/]"
         )
+
+
+train_app = typer.Typer(
+    help="Train the Wav2Lip generator or its SyncNet lip-sync expert on prepared data.",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+
+def _train_default(recipe: str, name: str) -> object:
+    """Default of a training-options field (a light import: no torch)."""
+    from avatarlab.train.options import SyncNetTrainOptions, Wav2LipTrainOptions
+
+    cls = SyncNetTrainOptions if recipe == "syncnet" else Wav2LipTrainOptions
+    return getattr(cls(), name)
+
+
+def _finish_training(result: object) -> None:
+    r = result  # TrainResult
+    console.print(
+        f"{r.recipe}: steps {r.start_step} -> {r.step} in {r.seconds:.0f} s; "  # type: ignore[attr-defined]
+        f"checkpoint {r.checkpoint}; metrics {r.metrics_csv}",  # type: ignore[attr-defined]
+        soft_wrap=True,
+    )
+    if r.interrupted:  # type: ignore[attr-defined]
+        raise typer.Exit(130)
+
+
+@train_app.command("syncnet")
+def train_syncnet_cmd(
+    data: Path = typer.Option(..., "--data", help="Output of `prepare --preset wav2lip`."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run folder (checkpoints, metrics.csv)."),
+    steps: int = typer.Option(_train_default("syncnet", "steps"), "--steps", help="Total steps."),
+    batch_size: int = typer.Option(_train_default("syncnet", "batch_size"), "--batch-size"),
+    lr: float = typer.Option(_train_default("syncnet", "lr"), "--lr", help="Adam learning rate."),
+    checkpoint_every: int = typer.Option(
+        _train_default("syncnet", "checkpoint_every"), "--checkpoint-every", help="0: at the end."
+    ),
+    eval_every: int = typer.Option(
+        _train_default("syncnet", "eval_every"), "--eval-every", help="Validate every N steps."
+    ),
+    eval_batches: int = typer.Option(_train_default("syncnet", "eval_batches"), "--eval-batches"),
+    keep_checkpoints: int = typer.Option(
+        _train_default("syncnet", "keep_checkpoints"), "--keep-checkpoints", help="0: keep all."
+    ),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    seed: int = typer.Option(0, "--seed", help="Seeds initial weights and samples."),
+    num_workers: int = typer.Option(
+        _train_default("syncnet", "num_workers"), "--num-workers", help="Data loading processes."
+    ),
+    val_split: str = typer.Option("val", "--val-split", help="Split to validate on."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Run folder or checkpoint to continue from."
+    ),
+    overfit: int = typer.Option(0, "--overfit", help="Cycle N fixed samples (sanity check)."),
+) -> None:
+    """Train the SyncNet_color lip-sync expert (Wav2Lip's color_syncnet_train.py)."""
+    from avatarlab.train.options import SyncNetTrainOptions
+    from avatarlab.train.syncnet import train_syncnet
+
+    options = SyncNetTrainOptions(
+        steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
+        eval_every=eval_every, eval_batches=eval_batches, keep_checkpoints=keep_checkpoints,
+        device=device, seed=seed, num_workers=num_workers, val_split=val_split, resume=resume,
+        overfit=overfit,
+    )  # fmt: skip
+    _finish_training(train_syncnet(data, out, options, echo=console.print))
+
+
+@train_app.command("wav2lip")
+def train_wav2lip_cmd(
+    data: Path = typer.Option(..., "--data", help="Output of `prepare --preset wav2lip`."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run folder (checkpoints, metrics.csv)."),
+    expert: str | None = typer.Option(
+        None, "--expert", help="lipsync_expert.pth or a `train syncnet` run folder."
+    ),
+    gan: bool = typer.Option(False, "--gan", help="Also train the quality discriminator."),
+    steps: int = typer.Option(_train_default("wav2lip", "steps"), "--steps", help="Total steps."),
+    batch_size: int = typer.Option(_train_default("wav2lip", "batch_size"), "--batch-size"),
+    lr: float = typer.Option(_train_default("wav2lip", "lr"), "--lr", help="Adam learning rate."),
+    syncnet_wt: float | None = typer.Option(
+        None, "--syncnet-wt", help="Expert loss weight once on (default 0.01, 0.03 with --gan)."
+    ),
+    sync_threshold: float = typer.Option(
+        _train_default("wav2lip", "sync_threshold"),
+        "--sync-threshold",
+        help="Val sync loss that switches the expert loss on.",
+    ),
+    disc_wt: float = typer.Option(_train_default("wav2lip", "disc_wt"), "--disc-wt"),
+    disc_lr: float = typer.Option(_train_default("wav2lip", "disc_lr"), "--disc-lr"),
+    checkpoint_every: int = typer.Option(
+        _train_default("wav2lip", "checkpoint_every"), "--checkpoint-every", help="0: at the end."
+    ),
+    eval_every: int = typer.Option(
+        _train_default("wav2lip", "eval_every"), "--eval-every", help="Validate every N steps."
+    ),
+    eval_batches: int = typer.Option(_train_default("wav2lip", "eval_batches"), "--eval-batches"),
+    syncnet_weights: str | None = typer.Option(
+        None, "--syncnet-weights", help="syncnet_v2.model: LSE-D/LSE-C in validation."
+    ),
+    lse_clips: int = typer.Option(_train_default("wav2lip", "lse_clips"), "--lse-clips"),
+    lse_frames: int = typer.Option(_train_default("wav2lip", "lse_frames"), "--lse-frames"),
+    keep_checkpoints: int = typer.Option(
+        _train_default("wav2lip", "keep_checkpoints"), "--keep-checkpoints", help="0: keep all."
+    ),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    seed: int = typer.Option(0, "--seed", help="Seeds initial weights and samples."),
+    num_workers: int = typer.Option(
+        _train_default("wav2lip", "num_workers"), "--num-workers", help="Data loading processes."
+    ),
+    val_split: str = typer.Option("val", "--val-split", help="Split to validate on."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Run folder or checkpoint to continue from."
+    ),
+    overfit: int = typer.Option(0, "--overfit", help="Cycle N fixed samples (sanity check)."),
+) -> None:
+    """Train the Wav2Lip generator against a frozen lip-sync expert (wav2lip_train.py)."""
+    from avatarlab.train.options import Wav2LipTrainOptions
+    from avatarlab.train.wav2lip import train_wav2lip
+
+    options = Wav2LipTrainOptions(
+        steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
+        eval_every=eval_every, eval_batches=eval_batches, keep_checkpoints=keep_checkpoints,
+        device=device, seed=seed, num_workers=num_workers, val_split=val_split, resume=resume,
+        overfit=overfit, expert=expert, syncnet_wt=syncnet_wt, sync_threshold=sync_threshold,
+        gan=gan, disc_wt=disc_wt, disc_lr=disc_lr, syncnet_weights=syncnet_weights,
+        lse_clips=lse_clips, lse_frames=lse_frames,
+    )  # fmt: skip
+    _finish_training(train_wav2lip(data, out, options, echo=console.print))
 
 
 @app.command("serve")
