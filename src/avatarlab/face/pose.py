@@ -1,7 +1,7 @@
 """Head pose (yaw, pitch, roll in degrees) from the 478-point mesh.
 
 The mesh's 2D points are matched to ``CANONICAL_FACE_3D`` (a canonical face
-derived from MediaPipe, see ``_canonical``) with ``cv2.solvePnP`` for a pinhole
+derived from MediaPipe, see ``avatarlab.face.canonical``) with ``cv2.solvePnP`` for a pinhole
 camera whose focal length equals the image width and whose principal point is
 the image centre. Only ``RIGID_POINTS`` (nose, eye corners, cheeks) are used,
 so speech and expressions barely move the estimate.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from avatarlab.face._canonical import CANONICAL_FACE_3D, RIGID_POINTS
+from avatarlab.face.canonical import CANONICAL_FACE_3D, RIGID_POINTS
 
 _MODEL_POINTS = np.ascontiguousarray(CANONICAL_FACE_3D[RIGID_POINTS], dtype=np.float64)
 _NO_DISTORTION = np.zeros(4, dtype=np.float64)

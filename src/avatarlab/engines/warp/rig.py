@@ -1,7 +1,7 @@
 """The face rig: 478-point mesh + mouth/eye parameters -> deformed mesh.
 
 All deformation happens in *head coordinates*: the mesh is brought into the frame
-of the canonical face (``avatarlab.face._canonical``: x to the image's right, y
+of the canonical face (``avatarlab.face.canonical``: x to the image's right, y
 down, z away from the camera, about centimetres) by a similarity fitted to the
 points that barely move with expression, so every constant below is in
 centimetres and degrees whatever the head pose or image size. Pixel
@@ -38,7 +38,7 @@ import numpy as np
 
 from avatarlab.engines.warp import topology as tp
 from avatarlab.face import topology as T
-from avatarlab.face._canonical import CANONICAL_FACE_3D, RIGID_POINTS
+from avatarlab.face.canonical import CANONICAL_FACE_3D, RIGID_POINTS, similarity_fit
 
 JAW_MAX_DEG = 11.0
 """Jaw rotation at ``jaw_open = 1`` (a wide-open vowel)."""
@@ -96,18 +96,6 @@ class Pose:
     upper_lip_raise: float = 0.0
     teeth: float = 0.0
     blink: float = 0.0
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``s, R, t`` with ``dst ~ s R src + t`` for ``(N, 3)`` points (Umeyama)."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    u, sv, vt = np.linalg.svd(b.T @ a)
-    d = np.ones(3)
-    d[2] = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag(d) @ vt
-    scale = float((sv * d).sum() / (a**2).sum())
-    return scale, rot, md - scale * rot @ ms
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from avatarlab.face import topology as T
-from avatarlab.face._canonical import CANONICAL_FACE_3D
+from avatarlab.face.canonical import CANONICAL_FACE_3D
 
 N_FACE = T.NUM_FACE_POINTS
 

@@ -196,8 +196,9 @@ No lip or jaw point is among them; head pose is fitted to these.
 """
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``s, R, t`` with ``dst ~ s R src + t`` (Umeyama, no reflection)."""
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares ``s, R, t`` with ``dst ~ s R src + t`` for ``(N, 3)`` points
+    (Umeyama, no reflection)."""
     ms, md = src.mean(0), dst.mean(0)
     a, b = src - ms, dst - md
     u, sv, vt = np.linalg.svd(b.T @ a)
@@ -221,13 +222,13 @@ def derive_canonical_model(meshes: np.ndarray, iterations: int = 10) -> np.ndarr
     for _ in range(iterations):
         aligned = []
         for shape in x:
-            s, r, t = _similarity(shape, mean)
+            s, r, t = similarity_fit(shape, mean)
             aligned.append(s * shape @ r.T + t)
         mean = np.mean(aligned, axis=0)
         mean /= np.linalg.norm(mean)
     idx = list(CANONICAL_ANCHORS)
     anchors = np.array([CANONICAL_ANCHORS[i] for i in idx])
-    s, r, t = _similarity(mean[idx], anchors)
+    s, r, t = similarity_fit(mean[idx], anchors)
     placed = s * mean @ r.T + t
     mirrored = placed * np.array([-1.0, 1.0, 1.0])
     return (placed + mirrored[MIRROR]) / 2
