@@ -10,7 +10,7 @@ import pytest
 from avatarlab.engines.warp import field as fld
 from avatarlab.engines.warp import rig
 from avatarlab.engines.warp import topology as tp
-from avatarlab.face._canonical import CANONICAL_FACE_3D
+from avatarlab.face.canonical import CANONICAL_FACE_3D
 
 PX_PER_CM = 12.0
 

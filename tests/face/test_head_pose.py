@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avatarlab.face import face_mesh, head_pose
-from avatarlab.face._canonical import CANONICAL_FACE_3D
+from avatarlab.face.canonical import CANONICAL_FACE_3D
 from avatarlab.face.draw import pose_rotation
 from avatarlab.face.pose import HeadPose, camera_matrix, rotation_to_angles
 

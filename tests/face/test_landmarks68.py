@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avatarlab.face import MESH_TO_68, FaceDetector, face_mesh, landmarks68_dlib, mesh_to_68
-from avatarlab.face._canonical import MIRROR
+from avatarlab.face.canonical import MIRROR
 from avatarlab.face.landmarks68 import inter_ocular_distance
 
 # Mirror partner of every iBUG point (subject's right <-> left).
