@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
+## Speed and accuracy figures against references (several minutes; see README).
 bench: $(STAMP)
 	$(PY) bench/face.py
+	$(PY) bench/generate.py --skip-clips
+	$(PY) bench/metrics.py
+	$(PY) bench/speech.py
 
 clean:
 	rm -rf out build .pytest_cache .mypy_cache .ruff_cache
