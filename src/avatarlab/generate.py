@@ -112,8 +112,8 @@ def _engine(
 ) -> Engine:
     if name == "warp":
         return get_engine("warp", options=warp_options)
-    if checkpoint is None:
-        raise OptionError(f"engine {name!r} needs a weights file: pass checkpoint=<path>")
+    # Without a path, neural engines look in the weights cache and, when the file is not
+    # there, say which file they need and where it is published.
     return get_engine(name, checkpoint=checkpoint, device=device, batch_size=batch_size)
 
 

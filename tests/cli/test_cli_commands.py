@@ -137,3 +137,15 @@ def test_speak_rejects_out_of_range_options(
     assert res.returncode == 2, res.stderr
     assert word.replace("_", "") in res.stderr.replace("_", "").replace("-", "")
     assert "Traceback" not in res.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_neural_engine_without_weights_names_file_and_source(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATARLAB_WEIGHTS", str(tmp_path / "cache"))
+    target = tmp_path / "w.mp4"
+    image = str(data_dir / "image" / "woman_photo.jpg")
+    res = _run("speak", "--engine", "wav2lip", "--image", image, "--text", "hi", "-o", str(target))
+    assert res.returncode == 4, res.stderr
+    assert "wav2lip.pth" in res.stderr and "github.com/Rudrabha/Wav2Lip" in res.stderr
+    assert not target.exists()
