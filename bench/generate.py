@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarlab.metrics.lipsync import best_lag, lagged_correlation
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = ("hdtf_aoc_8s.mp4", "talk_a.mp4", "talk_b.mp4", "talk_c.mp4")
 TEXT = (
@@ -67,23 +69,6 @@ def openings(face_track) -> np.ndarray:  # type: ignore[no-untyped-def]
     from avatarlab.metrics.lipsync import mouth_opening
 
     return mouth_opening(face_track.landmarks68())
-
-
-def shifted_r(gen: np.ndarray, real: np.ndarray, lag: int) -> float:
-    """Pearson r of ``gen[t + lag]`` with ``real[t]`` over frames where both are finite."""
-    n = min(len(gen), len(real))
-    a, b = gen[:n], real[:n]
-    if lag > 0:
-        a, b = a[lag:], b[:-lag]
-    elif lag < 0:
-        a, b = a[:lag], b[-lag:]
-    ok = np.isfinite(a) & np.isfinite(b)
-    return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
-
-
-def best_lag(gen: np.ndarray, real: np.ndarray) -> int:
-    scores = {lag: shifted_r(gen, real, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)}
-    return max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])
 
 
 def upper_face_psnr(frames: list[np.ndarray], source: np.ndarray, mesh: np.ndarray) -> np.ndarray:
@@ -131,7 +116,7 @@ def self_reconstruction(clip: str, tmp: Path) -> dict[str, float]:
     gen = list(read_video(out).frames)
     gen_track = track(gen)
     gen_open = openings(gen_track)
-    lag = best_lag(gen_open, real_open)
+    lag = best_lag(gen_open, real_open, MAX_LAG)
     embedder = FaceEmbedder()
     mesh = face_mesh(real[0])
     ref = embedder.embed(real[0], mesh)
@@ -143,10 +128,10 @@ def self_reconstruction(clip: str, tmp: Path) -> dict[str, float]:
     psnr = upper_face_psnr(gen, real[0], mesh)
     blinks = blink_frames(len(gen), fps, options.blink_rate, options.seed)
     return {
-        "r": shifted_r(gen_open, real_open, 0),
+        "r": lagged_correlation(gen_open, real_open, 0),
         "lag": float(lag),
-        "r_at_lag": shifted_r(gen_open, real_open, lag),
-        "fidelity": shifted_r(gen_open, speech.mouth.opening.astype(np.float64), 0),
+        "r_at_lag": lagged_correlation(gen_open, real_open, lag),
+        "fidelity": lagged_correlation(gen_open, speech.mouth.opening.astype(np.float64), 0),
         "csim": float(np.mean(csim)),
         "csim_min": float(np.min(csim)),
         "psnr": float(np.mean(psnr[~blinks])),

@@ -115,3 +115,16 @@ def test_metrics_refuse_mismatched_timelines_and_missing_tracks():
     with pytest.raises(OptionError, match="face track"):
         metric.update(np.zeros((5, 8, 8, 3)), None, EvalContext())
     assert np.isnan(create_metric("ma").compute()["ma"])
+
+
+def test_lagged_correlation_finds_a_known_delay() -> None:
+    from avatarlab.metrics.lipsync import best_lag, lagged_correlation
+
+    real = np.sin(np.arange(120) / 3.0) + 0.1 * np.cos(np.arange(120) / 1.3)
+    late = np.roll(real, 2)  # the generated series shows each frame 2 frames late
+    assert best_lag(late, real) == 2 and best_lag(real, late) == -2
+    assert lagged_correlation(late, real, 2) > 0.999 > lagged_correlation(late, real, 0)
+    with_gaps = late.copy()
+    with_gaps[[5, 40]] = np.nan  # missing frames are left out, not propagated
+    assert np.isfinite(lagged_correlation(with_gaps, real, 2))
+    assert np.isnan(lagged_correlation(real[:2], real[:2]))

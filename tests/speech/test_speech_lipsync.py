@@ -11,21 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarlab.metrics.lipsync import lagged_correlation
 from avatarlab.speech import analyze_speech
 
 CLIP = "talk_b.mp4"
 MAX_LAG = 5
-
-
-def _shifted_r(gen: np.ndarray, real: np.ndarray, lag: int) -> float:
-    """Pearson r of ``gen[t + lag]`` with ``real[t]`` (+ lag = generated late)."""
-    n = min(len(gen), len(real))
-    a, b = gen[:n], real[:n]
-    if lag > 0:
-        a, b = a[lag:], b[:-lag]
-    elif lag < 0:
-        a, b = a[:lag], b[-lag:]
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def test_recognised_words_follow_the_real_mouth(data_dir: Path) -> None:
@@ -41,9 +31,12 @@ def test_recognised_words_follow_the_real_mouth(data_dir: Path) -> None:
     words = analyze_speech(path, fps=fps)
     phones = analyze_speech(path, fps=fps, method="phones")
     assert words.source == "pocketsphinx-words"
-    r_words = _shifted_r(words.mouth.opening, real, 0)
-    r_phones = _shifted_r(phones.mouth.opening, real, 0)
-    lags = {lag: _shifted_r(words.mouth.opening, real, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)}
+    r_words = lagged_correlation(words.mouth.opening, real, 0)
+    r_phones = lagged_correlation(phones.mouth.opening, real, 0)
+    lags = {
+        lag: lagged_correlation(words.mouth.opening, real, lag)
+        for lag in range(-MAX_LAG, MAX_LAG + 1)
+    }
     # Measured 0.43 (words) against 0.28 (phone loop) when written.
     assert r_words >= 0.38 and r_words > r_phones + 0.08
     assert abs(max(lags, key=lags.__getitem__)) <= 1

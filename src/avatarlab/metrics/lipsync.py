@@ -46,6 +46,28 @@ def mouth_opening(points68: np.ndarray) -> np.ndarray:
         return gap / height
 
 
+def lagged_correlation(gen: np.ndarray, real: np.ndarray, lag: int = 0) -> float:
+    """Pearson r of ``gen[t + lag]`` with ``real[t]`` over frames where both are finite.
+
+    ``lag > 0`` means the generated series runs late. Series of different length are
+    cut to the shorter one; NaN when fewer than 3 frames overlap.
+    """
+    n = min(len(gen), len(real))
+    a, b = np.asarray(gen[:n], np.float64), np.asarray(real[:n], np.float64)
+    if lag > 0:
+        a, b = a[lag:], b[:-lag]
+    elif lag < 0:
+        a, b = a[:lag], b[-lag:]
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+
+
+def best_lag(gen: np.ndarray, real: np.ndarray, max_lag: int = 5) -> int:
+    """The lag in ``[-max_lag, max_lag]`` frames with the highest :func:`lagged_correlation`."""
+    scores = {lag: lagged_correlation(gen, real, lag) for lag in range(-max_lag, max_lag + 1)}
+    return max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])
+
+
 def landmark_distance(pred68: np.ndarray, ref68: np.ndarray, center: bool = False) -> np.ndarray:
     """Mean Euclidean distance of the 20 mouth points (48-67) per frame, in pixels.
 
@@ -176,6 +198,8 @@ class MouthAreaMetric(_TrackPairMetric):
 
 
 __all__ = [
+    "best_lag",
+    "lagged_correlation",
     "LMDMetric",
     "MouthAreaMetric",
     "landmark_distance",
