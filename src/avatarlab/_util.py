@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from avatarlab.errors import MediaError
+
 T = TypeVar("T")
 
 # Progress bars are shown only when a human watches and the work is long enough.
@@ -25,12 +27,20 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     writers that pick a format by extension (PyAV, OpenCV) keep working.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.stem}.",
-        suffix=suffix if suffix is not None else final.suffix,
-        dir=final.parent,
-    )
+    if final.is_dir():
+        raise MediaError(f"{final} is a folder: give a file name inside it")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.stem}.",
+            suffix=suffix if suffix is not None else final.suffix,
+            dir=final.parent,
+        )
+    except OSError as exc:
+        raise MediaError(
+            f"cannot write {final}: {exc.strerror or exc}; check that its folder can be "
+            "created and is writable"
+        ) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -682,3 +682,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except SystemExit as exit_:  # Typer turns Ctrl-C into exit code 130 itself
+        if exit_.code == 130:
+            console.print("[yellow]interrupted[/]")
+        raise

@@ -203,6 +203,9 @@ def speak(
         seed=options.seed,
         teeth=options.teeth,  # type: ignore[arg-type]
     )
+    from avatarlab.media.writer import check_video_output
+
+    check_video_output(out)  # fail before any analysis
     engine = _engine(options.engine, options.checkpoint, warp, options.device, options.batch_size)
     avatar = engine.prepare(image)
     fps = float(getattr(avatar, "fps", options.fps))
@@ -245,6 +248,9 @@ def dub(
         head_motion=0.0,
         blink_rate=0.0,
     )
+    from avatarlab.media.writer import check_video_output
+
+    check_video_output(out)  # fail before any analysis
     engine = _engine(options.engine, options.checkpoint, warp, options.device, options.batch_size)
     avatar = engine.prepare(video)
     fps = float(getattr(avatar, "fps", 25.0))

@@ -149,3 +149,37 @@ def test_neural_engine_without_weights_names_file_and_source(
     assert res.returncode == 4, res.stderr
     assert "wav2lip.pth" in res.stderr and "github.com/Rudrabha/Wav2Lip" in res.stderr
     assert not target.exists()
+
+
+def test_bad_output_paths_fail_early_with_one_line(data_dir: Path, tmp_path: Path) -> None:
+    image = str(data_dir / "image" / "woman_photo.jpg")
+    for out in (tmp_path / "noext", tmp_path / "clip.webm", tmp_path):
+        res = _run("speak", "--image", image, "--text", "hi", "-o", str(out))
+        assert res.returncode == 2, (out, res.stderr)
+        assert "Traceback" not in res.stderr and (
+            "use one of" in res.stderr or "folder" in res.stderr
+        )
+    blocked = tmp_path / "file.txt"
+    blocked.write_text("x")
+    res = _run("speak", "--image", image, "--text", "hi", "-o", str(blocked / "o.mp4"))
+    assert res.returncode == 2 and "cannot write" in res.stderr, res.stderr
+    # the preview's name is checked before the analysis, so no JSON is left behind
+    res = _run("faces", image, "-o", str(tmp_path / "f.json"), "--annotate", str(tmp_path / "a"))
+    assert res.returncode == 2 and not (tmp_path / "f.json").exists(), res.stderr
+
+
+def test_crop_keeps_inputs_with_the_same_name_apart(data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        shutil.copy(data_dir / "image" / "woman_photo.jpg", tmp_path / "in" / sub / "x.jpg")
+    out = runner.invoke(
+        app, ["crop", str(tmp_path / "in"), "-o", str(tmp_path / "c"), "--size", "64"]
+    )
+    assert out.exit_code == 0, out.output
+    written = json.loads((tmp_path / "c" / "report.json").read_text())["written"]
+    assert sorted(Path(p).name for p in written) == ["x.jpg", "x_2.jpg"]
+    assert all(Path(p).is_file() for p in written)
+    res = _run("crop", str(tmp_path / "in"), "-o", str(tmp_path / "c2"), "--size", "100000")
+    assert res.returncode == 2 and "16..4096" in res.stderr, res.stderr

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from avatarlab._util import atomic_output, track_progress
@@ -23,6 +24,7 @@ from avatarlab.media._open import is_image_path
 from avatarlab.media.files import find_media, write_image
 
 _INFO_SAMPLES = 5  # frames sampled across a video to count faces in `info`
+MAX_CROP_SIZE = 4096  # pixels; larger crops only upsample and exhaust memory
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,8 @@ class CropOptions:
     min_score: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.size < 16:
-            raise OptionError(f"crop size must be at least 16 pixels, got {self.size}")
+        if not 16 <= self.size <= MAX_CROP_SIZE:
+            raise OptionError(f"crop size must be 16..{MAX_CROP_SIZE} pixels, got {self.size}")
         if self.margin < 0:
             raise OptionError(f"margin must be >= 0, got {self.margin}")
         if self.every < 1:
@@ -138,6 +140,7 @@ def crop_faces(
     files = find_media(inputs)
     det = FaceDetector(options.detector, options.min_score)
     report = CropReport()
+    used: set[Path] = set()  # names written by this run: inputs may share a file name
     for path in track_progress(files, "cropping faces", total=len(files)):
         try:
             missing: list[int] = []
@@ -148,15 +151,15 @@ def crop_faces(
                     continue
                 for k, face in enumerate(faces if options.all_faces else faces[:1]):
                     crop = crop_box(frame, face.box, options.size, options.margin)
-                    target = out / _crop_name(path, idx, k, options)
+                    target = _unique(out / _crop_name(path, idx, k, options), used)
                     write_image(target, crop)
                     report.written.append(target)
             if missing:
                 report.no_face[str(path)] = (
                     "no face" if is_image_path(path) else f"frames {describe_frames(missing)}"
                 )
-        except AvatarLabError as err:
-            report.failed[str(path)] = str(err)
+        except (AvatarLabError, cv2.error) as err:
+            report.failed[str(path)] = str(err).strip()
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2))
     return report
@@ -169,6 +172,15 @@ def _frames_of(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
     for i, (frame, _t) in enumerate(iter_frames(path)):
         if i % every == 0:
             yield i, frame
+
+
+def _unique(target: Path, used: set[Path]) -> Path:
+    """``target``, or ``stem_2``, ``stem_3``... when this run already wrote that name."""
+    candidate, n = target, 2
+    while candidate in used:
+        candidate, n = target.with_name(f"{target.stem}_{n}{target.suffix}"), n + 1
+    used.add(candidate)
+    return candidate
 
 
 def _crop_name(path: Path, idx: int, k: int, options: CropOptions) -> str:
@@ -206,6 +218,11 @@ def analyze_faces(
         from avatarlab.errors import NoVideoError
 
         raise NoVideoError(f"{media} has no pictures: pass an image or a video")
+    if annotate is not None:  # fail before any analysis, and before the JSON is written
+        from avatarlab.media.files import check_image_output
+        from avatarlab.media.writer import check_video_output
+
+        (check_image_output if info.is_image else check_video_output)(annotate)
     if info.is_image:
         return _analyze_still(info, Path(out_json), annotate)
     from avatarlab.face.track import track_video

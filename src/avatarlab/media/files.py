@@ -42,15 +42,23 @@ def find_media(
     return found
 
 
+def check_image_output(path: str | os.PathLike[str]) -> Path:
+    """Fail fast, before any work, on an image path :func:`write_image` cannot produce."""
+    target = Path(path)
+    if target.is_dir():
+        raise OptionError(f"{target} is a folder: give a file name such as {target / 'out.png'}")
+    if target.suffix.lower() not in IMAGE_SUFFIXES or not cv2.haveImageWriter(target.name):
+        raise OptionError(f"cannot write {target}: use a .jpg, .png or .webp file name")
+    return target
+
+
 def write_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
     """Write an RGB uint8 ``(H, W, 3)`` image atomically; the extension picks the format.
 
     ``quality`` applies to JPEG/WebP (0-100). Raises OptionError for an extension
     OpenCV cannot write, MediaError for a wrong array.
     """
-    target = Path(path)
-    if target.suffix.lower() not in IMAGE_SUFFIXES or not cv2.haveImageWriter(target.name):
-        raise OptionError(f"cannot write {target}: use a .jpg, .png or .webp file name")
+    target = check_image_output(path)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise MediaError(f"images must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
     params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_WEBP_QUALITY, max(1, quality)]

@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from avatarlab._util import atomic_output, track_progress
-from avatarlab.errors import MediaError, NoVideoError
+from avatarlab.errors import MediaError, NoVideoError, OptionError
 from avatarlab.media._open import av_errors, open_input
 from avatarlab.media.audio import as_channels_first
 
@@ -50,6 +50,26 @@ X264_PRESETS = (
 _AUDIO_BLOCK = 4096
 #: AAC bit rate per channel (bits/second): transparent for speech.
 _AAC_BITRATE_PER_CHANNEL = 96_000
+
+
+VIDEO_OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
+"""Containers the H.264/AAC writer can produce."""
+
+
+def check_video_output(path: str | os.PathLike[str]) -> Path:
+    """Fail fast, before any work, on an output path the writer cannot produce.
+
+    Raises:
+        OptionError: the name has no supported video extension, or is an existing folder.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OptionError(f"{target} is a folder: give a file name such as {target / 'out.mp4'}")
+    if target.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
+        raise OptionError(
+            f"cannot write video to {target}: use one of {', '.join(VIDEO_OUTPUT_SUFFIXES)}"
+        )
+    return target
 
 
 def fps_fraction(fps: float | Fraction) -> Fraction:
@@ -117,7 +137,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
     ) -> None:
-        self.path = Path(path)
+        self.path = check_video_output(path)
         self.rate = fps_fraction(fps)
         if not 0 <= crf <= 51:
             raise MediaError(f"crf must be in 0..51, got {crf}")
