@@ -25,6 +25,7 @@ fi
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip wheel setuptools
 # The CPU build of torch must come first, or a dependency pulls the multi-GB CUDA build.
-"$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
+"$PY" -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.0'))" 2>/dev/null \
+  || "$PY" -m pip install -q torch==2.13.0
 "$PY" -m pip install -q -e ".[all,test,dev]"
 echo "[bootstrap] ready: $VENV"
