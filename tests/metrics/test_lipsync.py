@@ -90,9 +90,35 @@ def test_lmd_metric_reports_pixel_normalised_and_centred():
     assert out["lmd_centered"] == pytest.approx(0.0, abs=1e-12)
     series = metric.per_frame()  # type: ignore[attr-defined]
     assert series["lmd"].shape == (4,) and np.isnan(series["lmd"][3])
-    # a second clip with zero error: the mean is over clips
+    # a second batch with zero error: the mean is over frames (3 at 10 px, 4 at 0 px)
     metric.update(ref[:, :1], None, EvalContext(pred_track=ref, ref_track=ref))
-    assert metric.compute()["lmd"] == pytest.approx(5.0)
+    assert metric.compute()["lmd"] == pytest.approx(30.0 / 7.0)
+
+
+@pytest.mark.parametrize("name", ["lmd", "ma"])
+def test_track_metrics_mean_over_frames_not_batches(name: str) -> None:
+    """Two batches of 8 frames (1 and 8 valid) give the same value as one batch of 16."""
+    rng = np.random.default_rng(0)
+    ref = np.stack([_face(10.0)] * 16)
+    pred = ref + rng.normal(0.0, 2.0, ref.shape)
+    pred[1:8] = np.nan  # the first batch has a single frame with a face
+    frames = np.zeros((8, 8, 8, 3), np.uint8)
+    split = create_metric(name)
+    for sl in (slice(0, 8), slice(8, 16)):
+        split.update(frames, None, EvalContext(pred_track=pred[sl], ref_track=ref[sl]))
+    whole = create_metric(name)
+    whole.update(np.zeros((16, 8, 8, 3), np.uint8), None,
+                 EvalContext(pred_track=pred, ref_track=ref))  # fmt: skip
+    out_split, out_whole = split.compute(), whole.compute()
+    assert out_split.keys() == out_whole.keys()
+    for k in out_whole:
+        assert out_split[k] == pytest.approx(out_whole[k], rel=1e-12)
+    # and it is the plain frame mean (not the mean of the two batch means)
+    per_frame = ls.landmark_distance(pred, ref) if name == "lmd" else ls.mouth_iou(pred, ref)
+    key = name
+    assert out_whole[key] == pytest.approx(np.nanmean(per_frame))
+    first, second = np.nanmean(per_frame[:8]), np.nanmean(per_frame[8:])
+    assert out_split[key] != pytest.approx((first + second) / 2)
 
 
 def test_ma_metric_is_mean_lip_iou():

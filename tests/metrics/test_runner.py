@@ -255,6 +255,69 @@ def test_pooled_metrics_merge_states_across_clips(pairs, tmp_path):
     assert res.summary_method["_test_pooled"] == "pooled over 3 clips"
 
 
+def test_pooled_metric_keeps_clips_whose_own_compute_fails(pairs, tmp_path):
+    """A clip too short for a set-level metric's per-clip value is still pooled (FID/IS)."""
+
+    @register_metric("_test_short")
+    class Short:
+        name = "_test_short"
+        requires = Requirements(reference=False, per_clip=False)
+        conventions = "frame count, needs > 60 frames"
+        keys = ("frames",)
+
+        def __init__(self) -> None:
+            self.reset()
+
+        def reset(self) -> None:
+            self.n = 0
+
+        def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
+            self.n += len(pred)
+
+        def compute(self) -> dict[str, float]:
+            if self.n <= 60:
+                raise OptionError(f"needs more than 60 frames, got {self.n}")
+            return {"frames": float(self.n)}
+
+        def state(self) -> int:
+            return self.n
+
+        def merge_state(self, state: int) -> None:
+            self.n += state
+
+    @register_metric("_test_pooled_only")
+    class PooledOnly(Short):
+        name = "_test_pooled_only"
+        pooled_only = True
+
+        def compute(self) -> dict[str, float]:
+            assert self.n == 0 or self.n > 60, "per-clip compute() called"
+            return {"frames": float(self.n)}
+
+    try:
+        res = evaluate(
+            pairs / "ref",
+            metrics=["_test_short", "_test_pooled_only"],
+            out_dir=tmp_path,
+            jobs=1,
+            max_plots=0,
+        )
+    finally:
+        del base._METRICS["_test_short"], base._METRICS["_test_pooled_only"]
+    for name in ("_test_short", "_test_pooled_only"):
+        assert res.summary[name] == {"frames": 150.0}
+        assert res.summary_method[name] == "pooled over 3 clips"
+    for clip in res.clips:
+        assert clip.errors == {}
+        assert math.isnan(clip.values["_test_short"]["frames"])
+        assert math.isnan(clip.values["_test_pooled_only"]["frames"])
+        assert any("_test_short: no per-clip value" in n for n in clip.notes)
+        assert not any("_test_pooled_only" in n for n in clip.notes)
+    table = pq.read_table(tmp_path / "per_video.parquet").to_pydict()
+    for col in ("frames", "_test_pooled_only.frames"):  # NaN cells, column kept
+        assert len(table[col]) == 3 and all(v is None or math.isnan(v) for v in table[col])
+
+
 def test_smoothed_box_crops_equal_syncnet_crops():
     """Cropping frame by frame with the smoothed boxes gives syncnet_crops' pixels."""
     rng = np.random.default_rng(0)
@@ -320,3 +383,22 @@ def test_plan_validates_names_options_and_weights(no_weights):
     assert parse_metric_options(["psnr.y_channel=true", "psnr.crop_border=4"]) == {
         "psnr": {"y_channel": True, "crop_border": 4}
     }
+
+
+def test_unusable_output_folder_fails_before_any_clip_is_scored(tmp_path, monkeypatch):
+    import re
+
+    import avatarlab.evaluation as ev
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("clips were scored before the output folder was checked")
+
+    monkeypatch.setattr(ev, "match_pairs", no_scoring)
+    monkeypatch.setattr(ev, "run_clips", no_scoring)
+    existing = tmp_path / "existing_file"
+    existing.write_text("x")
+    for out in (existing, existing / "sub", Path("/dev/null/x")):
+        with pytest.raises(OptionError, match=re.escape(str(out))):
+            evaluate(tmp_path / "missing.mp4", out_dir=out, jobs=1)
+    assert existing.read_text() == "x"
+    assert not (tmp_path / "missing.mp4").exists()

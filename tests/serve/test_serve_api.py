@@ -314,6 +314,31 @@ def test_token_host_and_origin_guards(tmp_path: Path) -> None:
         assert r.status_code == 201
 
 
+def test_non_ascii_tokens_are_refused_not_crashed(tmp_path: Path) -> None:
+    """A wrong non-ASCII token is a 401 / policy close (not a 500); a non-ASCII one works."""
+    from urllib.parse import quote
+
+    token = "sécret-tökén"
+    app = create_app(_options(tmp_path, token=token), backend=FakeBackend())
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        for wrong in ("wrông", "sécret-tökén!", "é"):
+            headers = {"Authorization": f"Bearer {wrong}".encode()}
+            r = c.post("/sessions", json={}, headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        r = c.post("/sessions", json={}, headers={"Authorization": f"Bearer {token}".encode()})
+        assert r.status_code == 201
+        sid = r.json()["id"]
+        url = f"ws://127.0.0.1:8010/sessions/{sid}/events?token="
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            c.websocket_connect(url + quote("wrông")) as ws,
+        ):
+            ws.receive_json()
+        assert closed.value.code == 1008
+        with c.websocket_connect(url + quote(token)) as ws:
+            assert ws.receive_json()["type"] == "status"
+
+
 def test_avatar_upload(client: TestClient) -> None:
     r = client.post(
         "/avatars", files={"file": ("../../etc/passwd.png", png_bytes(16, 16), "image/png")}

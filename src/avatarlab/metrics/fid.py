@@ -217,6 +217,10 @@ def inception_score(
 
 class _InceptionMetric:
     requires = Requirements(reference=True, weights=(FID_INCEPTION.name,))
+    #: Set-level scores: the runner pools the clips' states and skips per-clip values
+    #: (NaN under ``keys`` in the per-clip tables).
+    pooled_only = True
+    keys: tuple[str, ...] = ()
 
     def __init__(
         self, weights: str | None = None, batch_size: int = BATCH_SIZE, device: str | None = None
@@ -246,9 +250,11 @@ class FIDMetric(_InceptionMetric):
     """
 
     name = "fid"
+    keys = ("fid",)
     conventions = (
         "FID (pytorch-fid Inception pool3, 2048-d): RGB [0, 1] -> bilinear 299 -> [-1, 1]; "
-        "float64 Frechet distance with scipy sqrtm, eps 1e-6 fallback; over all frames"
+        "float64 Frechet distance with scipy sqrtm, eps 1e-6 fallback; over all frames "
+        "of all clips (pooled only: no per-clip value)"
     )
 
     def __init__(
@@ -299,10 +305,12 @@ class ISMetric(_InceptionMetric):
     """Inception Score of the predicted frames (10 splits); keeps 4 KB of logits per frame."""
 
     name = "is"
+    keys = ("is", "is_std")
     requires = Requirements(reference=False, weights=(FID_INCEPTION.name,))
     conventions = (
         "IS: softmax of the FID Inception's 1008 bias-free logits, RandomState(2020) shuffle, "
-        "10 splits (torch-fidelity), mean and std over splits"
+        "10 splits (torch-fidelity), mean and std over splits; frames of all clips pooled "
+        "(no per-clip value)"
     )
 
     def __init__(

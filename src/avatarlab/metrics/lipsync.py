@@ -128,10 +128,10 @@ class _TrackPairMetric:
     keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self.clips: list[dict[str, np.ndarray]] = []
+        self.batches: list[dict[str, np.ndarray]] = []
 
     def reset(self) -> None:
-        self.clips = []
+        self.batches = []
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         p = _tracks.landmarks68(ctx.pred_track, "predicted")
@@ -139,18 +139,26 @@ class _TrackPairMetric:
         _tracks.same_length(p, r)
         if pred.ndim == 4 and len(pred) != len(p):
             raise OptionError(f"{len(pred)} frames but {len(p)} landmark rows: track the same clip")
-        self.clips.append(self._series(p, r))
+        self.batches.append(self._series(p, r))
 
     def _series(self, pred68: np.ndarray, ref68: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
-        """Mean over clips of each clip's mean over frames with both faces."""
-        return {k: _tracks.nanmean([_tracks.nanmean(c[k]) for c in self.clips]) for k in self.keys}
+        """Mean over all frames of all ``update`` calls where both faces were found.
+
+        Every frame weighs the same, however the frames were split into batches.
+        """
+        return {
+            k: _tracks.nanmean(np.concatenate([b[k] for b in self.batches]))
+            if self.batches
+            else float("nan")
+            for k in self.keys
+        }
 
     def per_frame(self) -> dict[str, np.ndarray]:
-        """Per-frame series of the last clip, ``(N,)`` each."""
-        return dict(self.clips[-1]) if self.clips else {}
+        """Per-frame series of the last ``update`` call, ``(N,)`` each."""
+        return dict(self.batches[-1]) if self.batches else {}
 
 
 @register_metric("lmd")

@@ -762,14 +762,35 @@ def _format_notes(res: ClipResult, ref_fps: float, size: tuple[int, int]) -> Non
 
 
 def _finish(res: ClipResult, name: str, metric: Metric, spec: MetricSpec) -> bool:
-    """Store a metric's per-clip values (and set-level state); False if it failed."""
+    """Store a metric's per-clip values (and set-level state); False if it failed.
+
+    A set-level (mergeable) metric's state is stored first, so the clip is pooled into
+    the summary even when its per-clip ``compute()`` fails (too few frames for IS, one
+    frame for FID): its per-clip values are then NaN with a note. Metrics with
+    ``pooled_only = True`` (FID, IS) skip the per-clip ``compute()`` altogether (a
+    2048x2048 ``sqrtm`` per clip for FID) and report NaN per clip under their ``keys``.
+    """
+    if spec.mergeable:
+        try:
+            res.states[name] = metric.state()  # type: ignore[attr-defined]
+        except Exception as err:
+            res.errors[name] = describe_error(err)
+            return False
+        nan_values = {k: math.nan for k in getattr(metric, "keys", ())}
+        if getattr(metric, "pooled_only", False):
+            res.values[name] = nan_values
+            return True
     try:
         res.values[name] = {k: float(v) for k, v in metric.compute().items()}
-        if spec.mergeable:
-            res.states[name] = metric.state()  # type: ignore[attr-defined]
     except Exception as err:
-        res.errors[name] = describe_error(err)
-        return False
+        if not spec.mergeable:
+            res.errors[name] = describe_error(err)
+            return False
+        res.values[name] = nan_values
+        res.notes.append(
+            f"{name}: no per-clip value ({describe_error(err)}); the clip's frames are "
+            "still pooled into the summary"
+        )
     return True
 
 
@@ -913,8 +934,13 @@ def summarize(
             total.reset()
             for s in states:
                 total.merge_state(s)  # type: ignore[attr-defined]
-            summary[spec.name] = {k: float(v) for k, v in total.compute().items()}
-            how[spec.name] = f"pooled over {len(states)} clips"
+            pooled = f"pooled over {len(states)} clip{'s' if len(states) != 1 else ''}"
+            try:
+                summary[spec.name] = {k: float(v) for k, v in total.compute().items()}
+            except Exception as err:
+                how[spec.name] = f"{pooled}: failed: {describe_error(err)}"
+                continue
+            how[spec.name] = pooled
             continue
         keys = list(dict.fromkeys(k for r in clips for k in r.values[spec.name]))
         out: dict[str, float] = {}

@@ -374,7 +374,9 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), options.token):
+        # Starlette decodes header values as latin-1: encoding back gives the raw bytes.
+        raw = given.strip().encode("latin-1", "replace")
+        if scheme.lower() != "bearer" or not _token_matches(raw, options.token):
             raise HTTPException(
                 401,
                 "missing or wrong token: send 'Authorization: Bearer <token>' (the page: open it "
@@ -541,7 +543,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
     async def events(websocket: WebSocket, session_id: str) -> None:
         """Speech and peer events as JSON; the session ends when its last listener leaves."""
         token = websocket.query_params.get("token", "")
-        if options.token is not None and not hmac.compare_digest(token, options.token):
+        if options.token is not None and not _token_matches(token, options.token):
             await websocket.close(code=1008, reason="missing or wrong token")
             return
         session = manager.sessions.get(session_id)
@@ -581,6 +583,17 @@ def _problems(errors: Sequence[Any]) -> str:
         f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
         for err in errors
     )
+
+
+def _token_matches(given: str | bytes, expected: str) -> bool:
+    """Constant-time token check on UTF-8 bytes.
+
+    ``hmac.compare_digest`` raises ``TypeError`` for ``str`` with non-ASCII characters,
+    so a stray non-ASCII token would be a 500 instead of a refusal.
+    """
+    if isinstance(given, str):
+        given = given.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass"))
 
 
 def _check_rate(wait: float) -> None:
