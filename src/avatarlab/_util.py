@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from avatarlab.errors import MediaError
+from avatarlab.errors import MediaError, OptionError
 
 T = TypeVar("T")
 
@@ -117,3 +117,37 @@ def silence_native_stderr() -> None:
     except (OSError, ValueError):
         return
     sys.stderr = os.fdopen(saved, "w", buffering=1, errors="backslashreplace")
+
+
+def make_output_folder(path: str | os.PathLike[str], *, create: bool = True) -> Path:
+    """Check that ``path`` can be an output folder (``-o``) and create it (with parents).
+
+    Called before any work so that a wrong ``-o`` (an existing file, a path below a
+    file, an unwritable place) fails at once with an :class:`OptionError` naming it.
+    ``create=False`` only checks, creating nothing.
+    """
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"output folder {str(out)!r} is a file: pass a folder with -o")
+    probe = out
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OptionError(
+            f"cannot create output folder {str(out)!r}: {str(probe)!r} is not a folder; "
+            "pass another folder with -o"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OptionError(
+            f"cannot write output folder {str(out)!r}: {str(probe)!r} is not writable; "
+            "pass another folder with -o"
+        )
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OptionError(
+                f"cannot create output folder {str(out)!r} ({err.strerror or err}): "
+                "pass another folder with -o"
+            ) from err
+    return out

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from avatarlab._pool import default_workers
+from avatarlab._util import make_output_folder
 from avatarlab.errors import OptionError
 from avatarlab.metrics.report import MAX_PLOTTED_CLIPS, write_outputs
 from avatarlab.metrics.runner import (
@@ -81,44 +82,6 @@ def parse_metric_options(items: Iterable[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_out_dir(out_dir: PathLike) -> Path:
-    """Fail early (before any clip is scored) if ``out_dir`` cannot hold the outputs.
-
-    Checks without creating anything: ``out_dir`` is a folder or does not exist yet, and
-    its nearest existing ancestor is a writable folder.
-    """
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"output folder {str(out)!r} is a file: pass a folder with -o")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OptionError(
-            f"cannot create output folder {str(out)!r}: {str(probe)!r} is not a folder; "
-            "pass another folder with -o"
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OptionError(
-            f"cannot write output folder {str(out)!r}: {str(probe)!r} is not writable; "
-            "pass another folder with -o"
-        )
-    return out
-
-
-def _make_out_dir(out: Path) -> None:
-    """Create ``out`` (and parents), as an :class:`OptionError` naming it if that fails."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OptionError(
-            f"cannot create output folder {str(out)!r} ({err.strerror or err}): "
-            "pass another folder with -o"
-        ) from err
-
-
 def evaluate(
     pred: PathLike,
     ref: PathLike | None = None,
@@ -163,10 +126,10 @@ def evaluate(
     start = time.perf_counter()
     if jobs is not None and jobs < 1:
         raise OptionError(f"jobs must be >= 1, got {jobs}")
-    out = _check_out_dir(out_dir)
+    out = make_output_folder(out_dir, create=False)  # a wrong -o fails before any scoring
     pairs = match_pairs(pred, ref, audio)
     plan = plan_metrics(_metric_list(metrics), ref is not None, weights, device, metric_options)
-    _make_out_dir(out)
+    make_output_folder(out)
     clip_jobs = [ClipJob(p, plan.specs, plan.weights, device) for p in pairs.pairs]
     workers = min(jobs or default_workers(), max(1, len(clip_jobs)))
     results = run_clips(clip_jobs, workers) if plan.specs else []

@@ -179,6 +179,19 @@ def test_rerun_skips_and_a_crashed_clip_is_redone(local_run, source: Path) -> No
     assert len(log) == 3  # one line per run; hosts and times live here, not in the manifest
 
 
+def test_resume_with_other_options_is_refused(local_run, source: Path) -> None:
+    from avatarlab.errors import OptionError
+
+    out = local_run.out_dir
+    manifest = (out / "manifest.parquet").read_bytes()
+    assert load_result(out / "talk_c" / "talk_c").fps == 25.0
+    other = PrepareOptions(size=256, fps=50.0, preset="hdtf")
+    with pytest.raises(OptionError, match="size=96") as err:
+        prepare(source, out, other, workers=2)
+    assert "fps=25.0" in str(err.value) and "preset=wav2lip" in str(err.value)
+    assert (out / "manifest.parquet").read_bytes() == manifest  # nothing was touched
+
+
 def test_mp4_presets_are_25_fps_with_16_khz_audio(source: Path, tmp_path: Path) -> None:
     from avatarlab.media import probe
 

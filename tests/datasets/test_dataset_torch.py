@@ -88,3 +88,20 @@ def test_missing_split_is_a_clear_error(prepared: Path, tmp_path: Path) -> None:
         Wav2LipDataset(tmp_path, "val")
     with pytest.raises(OptionError):
         Wav2LipDataset(prepared, "dev")
+
+
+def test_mp4_layout_is_refused_with_the_preset_named(tmp_path: Path) -> None:
+    import json
+
+    from avatarlab.errors import MediaError
+
+    (tmp_path / "spk" / "utt" / "00").mkdir(parents=True)
+    (tmp_path / "spk" / "utt" / "00" / "video.mp4").write_bytes(b"")
+    (tmp_path / "filelists").mkdir()
+    (tmp_path / "filelists" / "train.txt").write_text("spk/utt/00\n")
+    with pytest.raises(MediaError, match="an mp4 preset|hdtf or syncnet"):
+        Wav2LipDataset(tmp_path, "train")
+    (tmp_path / "prepare-options.json").write_text(json.dumps({"preset": "hdtf"}))
+    with pytest.raises(MediaError) as err:
+        Wav2LipDataset(tmp_path, "train")
+    assert "was prepared with --preset hdtf: training needs --preset wav2lip" in str(err.value)

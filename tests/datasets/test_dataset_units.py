@@ -21,7 +21,7 @@ from avatarlab.datasets.manifest import (
 )
 from avatarlab.datasets.options import PRESETS, PrepareOptions
 from avatarlab.datasets.segments import runs, select_frames, shot_ranges, smooth
-from avatarlab.errors import OptionError
+from avatarlab.errors import MediaError, OptionError
 
 
 def test_select_frames_identity_and_rates() -> None:
@@ -224,6 +224,46 @@ def test_clip_result_json_roundtrip() -> None:
     assert back == result
     rows = back.rows(Path("/src"), PrepareOptions())
     assert rows[0]["source"] == "a/b.mp4" and rows[0]["duration_s"] == 1.0
+
+
+def test_rows_take_the_fps_the_clip_was_prepared_at() -> None:
+    seg = pipeline.SegmentResult(0, 0.0, 5.0, "kept", n_frames=250, output="a/b/00")
+    result = pipeline.ClipResult("folder", "a", "b", "/src/b.mp4", "", "ok", fps=50.0)
+    result.segments = [seg]
+    assert pipeline.ClipResult.from_json(result.to_json()).fps == 50.0
+    assert result.rows(Path("/src"), PrepareOptions(fps=25.0))[0]["duration_s"] == 5.0
+    result.fps = 0.0  # written before fps was recorded: the run's options decide
+    assert result.rows(Path("/src"), PrepareOptions(fps=25.0))[0]["duration_s"] == 10.0
+
+
+def test_resume_refuses_other_output_options(tmp_path: Path) -> None:
+    first = PrepareOptions(size=96)
+    pipeline.check_output_options(tmp_path, first)
+    stored = (tmp_path / pipeline.OPTIONS_NAME).read_text()
+    assert '"size": 96' in stored and "retry_failed" not in stored
+    # same output options (splits and retry_failed may change): accepted, file unchanged
+    pipeline.check_output_options(tmp_path, PrepareOptions(size=96, retry_failed=True))
+    pipeline.check_output_options(tmp_path, PrepareOptions(size=96, val_fraction=0.2))
+    assert (tmp_path / pipeline.OPTIONS_NAME).read_text() == stored
+    with pytest.raises(OptionError) as err:
+        pipeline.check_output_options(tmp_path, PrepareOptions(size=256, fps=50.0, preset="hdtf"))
+    message = str(err.value)
+    assert "prepared with preset=wav2lip, size=96, fps=25.0" in message
+    assert "use another -o folder or the same options" in message
+    (tmp_path / pipeline.OPTIONS_NAME).write_text("{broken")
+    with pytest.raises(MediaError, match="unreadable"):
+        pipeline.check_output_options(tmp_path, first)
+
+
+def test_prepare_output_must_be_a_folder(tmp_path: Path) -> None:
+    file = tmp_path / "taken.txt"
+    file.write_text("x")
+    with pytest.raises(OptionError, match="taken.txt.* is a file"):
+        pipeline.prepare(tmp_path / "no-such-src", file)
+    with pytest.raises(OptionError, match="/dev/null.* is not a folder"):
+        pipeline.prepare(tmp_path / "no-such-src", "/dev/null/x")
+    with pytest.raises(OptionError, match="taken.txt.* is not a folder"):
+        pipeline.prepare(tmp_path / "no-such-src", file / "sub")
 
 
 def test_image_sequence_source_uses_file_name_timestamps(tmp_path: Path) -> None:

@@ -12,7 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from avatarlab.datasets.torch import mel_start  # noqa: E402
-from avatarlab.errors import CheckpointError, MissingWeightsError, OptionError  # noqa: E402
+from avatarlab.errors import (  # noqa: E402
+    CheckpointError,
+    MediaError,
+    MissingWeightsError,
+    NoFaceError,
+    OptionError,
+)
 from avatarlab.media import melspectrogram, read_audio, write_audio  # noqa: E402
 from avatarlab.train.data import Wav2LipTrainDataset  # noqa: E402
 from avatarlab.train.disc import Wav2LipDiscQual  # noqa: E402
@@ -22,8 +28,11 @@ from avatarlab.train.loop import (  # noqa: E402
     Recipe,
     StepIndices,
     Trainable,
+    checkpoints_to_prune,
+    from_worker,
     load_checkpoint,
     resolve_checkpoint,
+    run_training,
     save_checkpoint,
 )
 from avatarlab.train.options import SyncNetTrainOptions, Wav2LipTrainOptions  # noqa: E402
@@ -234,3 +243,81 @@ def test_checkpoint_errors_say_what_to_pass(tmp_path: Path) -> None:
     torch.save({"state_dict": other.state_dict()}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="does not fit the tiny network"):
         load_checkpoint(_TinyRecipe(0), tmp_path / "other.pth")
+
+
+def test_pruning_keeps_what_latest_names_and_drops_other_histories(tmp_path: Path) -> None:
+    def ckpt(step: int, prefix: str = "") -> Path:
+        return tmp_path / f"{prefix}checkpoint_step{step:09d}.pth"
+
+    # resumed from step 100 into a folder whose earlier run reached 300; now saving 110
+    files = [ckpt(s) for s in (50, 100, 110, 200, 300)]
+    assert checkpoints_to_prune(files, ckpt(110), 2) == [ckpt(50), ckpt(300), ckpt(200)]
+    assert checkpoints_to_prune(files, ckpt(110), 1) == [ckpt(100), ckpt(50), ckpt(300), ckpt(200)]
+    assert checkpoints_to_prune(files, ckpt(110), 4) == [ckpt(200)]
+    assert checkpoints_to_prune(files, ckpt(110), 0) == []
+    # an ordinary run: the oldest go
+    assert checkpoints_to_prune(files[:3], ckpt(110), 2) == [ckpt(50)]
+    disc = [ckpt(s, "disc_") for s in (100, 110, 200)]
+    assert checkpoints_to_prune(disc, ckpt(110, "disc_"), 1) == [
+        ckpt(100, "disc_"),
+        ckpt(200, "disc_"),
+    ]
+
+
+def test_save_after_resuming_from_an_older_step_keeps_latest(tmp_path: Path) -> None:
+    recipe = _TinyRecipe(0)
+    for step in (1, 5, 6):
+        save_checkpoint(recipe, tmp_path, step, keep=0)  # keep all
+    resumed = _TinyRecipe(0)
+    assert load_checkpoint(resumed, tmp_path / "checkpoint_step000000001.pth") == 1
+    saved = save_checkpoint(resumed, tmp_path, 2, keep=2)  # sorted: 1 2 5 6
+    assert resolve_checkpoint(tmp_path) == saved and saved.is_file()
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
+        "checkpoint_step000000001.pth",
+        "checkpoint_step000000002.pth",
+    ]
+
+
+class _Broken(torch.utils.data.Dataset):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        raise self.error
+
+
+def test_worker_errors_come_back_clean() -> None:
+    for error in (MediaError("a.jpg is missing: re-run prepare"), NoFaceError("no face", [3])):
+        loader = torch.utils.data.DataLoader(_Broken(error), num_workers=1)
+        with pytest.raises(Exception) as caught:
+            next(iter(loader))
+        assert "Traceback" in str(caught.value)
+        clean = from_worker(caught.value)
+        assert clean is not None and str(clean) == str(error)
+        assert isinstance(clean, MediaError if isinstance(error, MediaError) else Exception)
+    assert from_worker(RuntimeError("CUDA out of memory")) is None
+
+
+def test_run_training_surfaces_a_worker_error_clean(tmp_path: Path) -> None:
+    class BrokenData(_TinyRecipe):
+        def train_loader(self, first_step: int) -> torch.utils.data.DataLoader:
+            data = _Broken(MediaError("0.jpg is missing: re-run avatarlab prepare"))
+            return torch.utils.data.DataLoader(data, num_workers=1)
+
+    with pytest.raises(MediaError) as caught:
+        run_training(BrokenData(0), tmp_path / "run")
+    assert str(caught.value) == "0.jpg is missing: re-run avatarlab prepare"
+
+
+def test_train_output_must_be_a_folder(tmp_path: Path) -> None:
+    from avatarlab.train.syncnet import train_syncnet
+
+    file = tmp_path / "taken"
+    file.write_text("x")
+    with pytest.raises(OptionError, match="taken.* is a file"):
+        train_syncnet(tmp_path / "no-data", file, SyncNetTrainOptions(device="cpu"))
+    with pytest.raises(OptionError, match="/dev/null.* is not a folder"):
+        train_syncnet(tmp_path / "no-data", "/dev/null/x", SyncNetTrainOptions(device="cpu"))

@@ -6,7 +6,7 @@ defaults here without loading numpy, OpenCV or pyarrow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from avatarlab.errors import OptionError
 
@@ -115,6 +115,15 @@ class PrepareOptions:
             if not ok:
                 raise OptionError(message)
         check_fractions(self.val_fraction, self.test_fraction)
+
+    def output_options(self) -> dict[str, object]:
+        """The options that decide the files a clip folder holds (JSON-ready).
+
+        Leaves out the split fractions (only the manifest and file lists depend on
+        them, and both are rebuilt on every run) and ``retry_failed``.
+        """
+        skip = {"val_fraction", "test_fraction", "retry_failed"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     @property
     def layout(self) -> Preset:

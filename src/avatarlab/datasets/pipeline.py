@@ -36,6 +36,8 @@ Output layout (``OUT`` is the output root)::
     OUT/manifest.parquet            see avatarlab.datasets.manifest
     OUT/filelists/{train,val,test}.txt
     OUT/run-log.jsonl               one JSON line per run: host, executor, timings
+    OUT/prepare-options.json        the options that decide the clip folders, written by the
+                                    first run; a later run into OUT must use the same ones
 
 A clip works in ``OUT/SPEAKER/.UTTERANCE.partial`` and is renamed to its final
 name only when everything is written; a crashed run leaves the partial folder,
@@ -62,7 +64,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from avatarlab._util import track_progress
+from avatarlab._util import atomic_output, make_output_folder, track_progress
 from avatarlab.datasets.executors import EXECUTORS, get_executor
 from avatarlab.datasets.manifest import (
     MANIFEST_NAME,
@@ -79,6 +81,7 @@ from avatarlab.errors import AvatarLabError, MediaError, NoAudioError, NoVideoEr
 DONE_MARKER = "DONE"
 RESULT_NAME = "clip.json"
 RUN_LOG_NAME = "run-log.jsonl"
+OPTIONS_NAME = "prepare-options.json"
 FACES_NAME = "faces.npz"
 AUDIO_NAME = "audio.wav"
 VIDEO_NAME = "video.mp4"
@@ -136,7 +139,9 @@ class ClipResult:
     """What :func:`prepare_clip` did with one clip.
 
     ``status``: ``"ok"`` (at least one kept segment), ``"dropped"`` (none; ``reason``
-    says why) or ``"failed"`` (an error; ``reason`` holds it). ``seconds`` (wall),
+    says why) or ``"failed"`` (an error; ``reason`` holds it). ``fps``: the output
+    frame rate the clip was prepared at (0 in results written before it was recorded).
+    ``seconds`` (wall),
     ``cpu_seconds`` (this process, all threads), ``host`` and ``pid`` describe the
     run and never go to the manifest; ``skipped`` is set when a finished result was
     reused.
@@ -151,6 +156,7 @@ class ClipResult:
     reason: str = ""
     source_fps: float = 0.0
     source_duration: float = 0.0
+    fps: float = 0.0
     segments: list[SegmentResult] = field(default_factory=list)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -214,7 +220,7 @@ class ClipResult:
                 "reason": s.reason,
                 "start_s": round_figure(s.start),
                 "end_s": round_figure(s.end),
-                "duration_s": round_figure(s.n_frames / options.fps),
+                "duration_s": round_figure(s.n_frames / (self.fps or options.fps)),
                 "n_frames": s.n_frames,
                 "face_px": round_figure(s.face_px),
                 "sharpness": round_figure(s.sharpness),
@@ -741,6 +747,7 @@ def prepare_clip(
     except Exception as err:  # a bad clip is recorded, never stops the run
         work = _fresh_work_folder(final)
         result = _base_result(clip, "failed", describe_error(err))
+    result.fps = options.fps
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.process_time() - cpu
     return _commit(result, work, final)
@@ -769,13 +776,48 @@ def _commit(result: ClipResult, work: Path, final: Path) -> ClipResult:
 
 def record_crash(args: tuple[Clip, PrepareOptions, Path], error: BaseException) -> ClipResult:
     """Record a clip whose worker process died as ``failed`` (called by the executors)."""
-    clip, _options, out_dir = args
+    clip, options, out_dir = args
     final = clip_folder(out_dir, clip)
     reason = (
         f"the worker process died on this clip ({type(error).__name__}: {error}); "
         "it crashes the decoder or exhausts memory: check the file with ffprobe"
     )
-    return _commit(_base_result(clip, "failed", reason), _fresh_work_folder(final), final)
+    result = _base_result(clip, "failed", reason)
+    result.fps = options.fps
+    return _commit(result, _fresh_work_folder(final), final)
+
+
+def check_output_options(out: Path, options: PrepareOptions) -> None:
+    """Refuse to resume into ``out`` with options that change the clip outputs.
+
+    The first run records :meth:`PrepareOptions.output_options` in
+    ``out/prepare-options.json``; a later run must ask for the same ones, else its
+    finished clips (skipped) and new ones would silently differ.
+
+    Raises:
+        OptionError: ``out`` was prepared with other options (named in the message).
+        MediaError: the recorded file is unreadable.
+    """
+    path = out / OPTIONS_NAME
+    wanted = options.output_options()
+    if not path.is_file():
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MediaError(
+            f"{path} is unreadable ({err}): use another -o folder, or delete {out} to start over"
+        ) from None
+    differ = [k for k, v in wanted.items() if k in stored and stored[k] != v]
+    if differ:
+        was = ", ".join(f"{k}={stored[k]}" for k in differ)
+        now = ", ".join(f"{k}={wanted[k]}" for k in differ)
+        raise OptionError(
+            f"{out} was prepared with {was} (this run asks for {now}); "
+            "use another -o folder or the same options"
+        )
 
 
 # -- a whole corpus ------------------------------------------------------------------------------
@@ -843,19 +885,22 @@ def prepare(
 
     Raises:
         MediaError: ``src`` is missing or holds no clips the reader recognises.
-        OptionError: unknown reader or executor, or inconsistent options.
+        OptionError: unknown reader or executor, inconsistent options, ``out`` is no
+            usable folder, or ``out`` was prepared earlier with other output options.
     """
     options = options or PrepareOptions()
     if executor not in EXECUTORS:
         raise OptionError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    src_path, out_path = Path(src), Path(out)
+    src_path = Path(src)
+    out_path = make_output_folder(out, create=False)
     clips = read_clips(src_path, dataset)
     if not clips:
         raise MediaError(
             f"no clips found under {src_path} with the {dataset!r} reader: check the path, "
             "or pick the reader matching its layout (avatarlab datasets list)"
         )
-    out_path.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_path)
+    check_output_options(out_path, options)
     results: dict[str, ClipResult] = {}
     todo: list[Clip] = []
     for clip in clips:

@@ -16,6 +16,7 @@ worker, any order, any machine.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def _frame_count(folder: Path) -> int:
     while (folder / f"{count}.jpg").is_file():
         count += 1
     return count
+
+
+def _recorded_preset(root: Path) -> str | None:
+    """The preset ``root`` was prepared with (``prepare-options.json``), or None if unknown."""
+    from avatarlab.datasets.pipeline import OPTIONS_NAME
+
+    try:
+        preset = json.loads((root / OPTIONS_NAME).read_text(encoding="utf-8")).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return preset if isinstance(preset, str) else None
 
 
 class Wav2LipDataset(Dataset):
@@ -102,6 +114,8 @@ class Wav2LipDataset(Dataset):
         self.channel_order = channel_order
         self.min_offset = min_offset
         listed = self._listed(split) if segments is None else [(Path(f), None) for f in segments]
+        if listed:
+            self._check_layout(listed[0][0])
         usable: list[tuple[Path, int]] = []
         for folder, frames in listed:
             n = self._usable_frames(frames if frames is not None else _frame_count(folder))
@@ -132,6 +146,25 @@ class Wav2LipDataset(Dataset):
         if not listing.is_file():
             raise MediaError(f"{listing} not found: run `avatarlab prepare --preset wav2lip` first")
         return [(self.root / line, None) for line in listing.read_text(encoding="utf-8").split()]
+
+    def _check_layout(self, folder: Path) -> None:
+        """Raise ``MediaError`` unless ``folder`` holds the wav2lip layout (``0.jpg`` ...).
+
+        Checked here, in the process that builds the dataset, so that data prepared
+        with an mp4 preset fails with one clear message instead of inside every
+        DataLoader worker.
+        """
+        if (folder / "0.jpg").is_file():
+            return
+        preset = _recorded_preset(self.root)
+        if preset is None and (folder / "video.mp4").is_file():
+            preset = "hdtf or syncnet"
+        if preset is not None and preset != "wav2lip":
+            raise MediaError(
+                f"{self.root} was prepared with --preset {preset}: training needs --preset "
+                "wav2lip (run avatarlab prepare SRC -o NEW_FOLDER --preset wav2lip)"
+            )
+        raise MediaError(f"{folder}/0.jpg is missing: re-run avatarlab prepare --preset wav2lip")
 
     def _usable_frames(self, n: int) -> int:
         """Frames whose mel window lies inside the segment's audio.

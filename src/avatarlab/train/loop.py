@@ -25,6 +25,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,8 +36,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from avatarlab._util import atomic_output, track_progress
-from avatarlab.errors import CheckpointError, MediaError, MissingWeightsError, OptionError
+from avatarlab import errors
+from avatarlab._util import atomic_output, make_output_folder, track_progress
+from avatarlab.errors import (
+    AvatarLabError,
+    CheckpointError,
+    MediaError,
+    MissingWeightsError,
+    OptionError,
+)
 from avatarlab.train.options import TrainOptions
 from avatarlab.weights import compare_layout, read_state_dict
 
@@ -231,11 +239,36 @@ def save_checkpoint(recipe: Recipe, run_dir: Path, step: int, keep: int) -> Path
         tmp.write_text(main.name + "\n", encoding="utf-8")
     if keep > 0:
         for trainable in recipe.trainables:
-            old = sorted(run_dir.glob(trainable.prefix + "checkpoint_step*.pth"))
-            for p in old[:-keep]:
+            files = list(run_dir.glob(trainable.prefix + "checkpoint_step*.pth"))
+            current = run_dir / (trainable.prefix + main.name)
+            for p in checkpoints_to_prune(files, current, keep):
                 p.unlink(missing_ok=True)
     recipe.on_checkpoint(run_dir, step)
     return main
+
+
+_STEP = re.compile(r"checkpoint_step(\d+)\.pth$")
+
+
+def checkpoints_to_prune(files: Sequence[Path], current: Path, keep: int) -> list[Path]:
+    """The checkpoint files to delete so that ``keep`` remain (``keep <= 0``: none).
+
+    ``current`` (the one ``latest`` names) is always kept; then the newest ones at or
+    below its step; checkpoints above its step (left by a longer run this one resumed
+    from an earlier point of) are deleted first, since they belong to another history.
+    """
+    if keep <= 0:
+        return []
+
+    def step(p: Path) -> int:
+        match = _STEP.search(p.name)
+        return int(match.group(1)) if match else -1
+
+    now = step(current)
+    others = [p for p in files if p.name != current.name]
+    # keep order: current, then newest at or below its step, then (last) those above it
+    ranked = sorted(others, key=lambda p: (step(p) > now, -step(p)))
+    return ranked[keep - 1 :]
 
 
 def _load_container(file: Path) -> dict[str, Any]:
@@ -356,7 +389,7 @@ def run_training(
     (then returns with ``interrupted=True``).
     """
     opts = recipe.options
-    run_dir = Path(out)
+    run_dir = make_output_folder(out, create=False)
     t_start = time.monotonic()
     if opts.resume is None and (run_dir / LATEST).is_file():
         raise OptionError(
@@ -369,7 +402,7 @@ def run_training(
         checkpoint = resolve_checkpoint(opts.resume)
         start_step = load_checkpoint(recipe, checkpoint)
         recipe.notes.append(f"resumed from {checkpoint} at step {start_step}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(run_dir)
     with atomic_output(run_dir / OPTIONS) as tmp:
         info = {"recipe": recipe.name, "data": None if data is None else str(data)}
         tmp.write_text(json.dumps({**info, **asdict(opts)}, indent=2), encoding="utf-8")
@@ -423,6 +456,11 @@ def run_training(
             evaluate()
         if saved_step != step:
             save()
+    except (AvatarLabError, RuntimeError) as err:
+        worker_error = from_worker(err)
+        if worker_error is None:
+            raise
+        raise worker_error from None
     except KeyboardInterrupt:
         interrupted = True
         if step > saved_step:
@@ -443,6 +481,38 @@ def run_training(
         run_dir, recipe.name, start_step, step, checkpoint, interrupted,
         time.monotonic() - t_start, last_eval, recipe.notes,
     )  # fmt: skip
+
+
+_WORKER_MARK = "in DataLoader worker process"
+_ERROR_LINE = re.compile(r"^avatarlab\.errors\.(\w+): (.*)$")
+
+
+def from_worker(err: BaseException) -> AvatarLabError | None:
+    """The clean avatarlab error behind a DataLoader worker's re-raised one, else None.
+
+    A worker's exception reaches the main process as the same type (or a
+    ``RuntimeError`` when it cannot be rebuilt) whose message is the whole worker
+    traceback; this rebuilds the original error from its last line, so the user sees
+    the message that says what to do.
+    """
+    text = str(err)
+    if _WORKER_MARK not in text:
+        return None
+    lines = text.rstrip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        match = _ERROR_LINE.match(lines[i])
+        if match:
+            break
+    else:
+        return None
+    cls = getattr(errors, match.group(1), None)
+    if not (isinstance(cls, type) and issubclass(cls, AvatarLabError)):
+        return None
+    message = "\n".join([match.group(2), *lines[i + 1 :]])
+    try:
+        return cls(message)
+    except TypeError:  # e.g. NoFaceError(msg, frames)
+        return AvatarLabError(message)
 
 
 def validation_dataset(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from avatarlab._util import make_output_folder
 from avatarlab.engines.wav2lip.model import FACE_SIZE, SyncNetColor, sync_probability
 from avatarlab.train.loop import (
     Echo,
@@ -145,5 +146,6 @@ def train_syncnet(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(options.seed)
+    make_output_folder(out, create=False)  # a wrong -o fails before any work
     recipe = SyncNetRecipe(data, options, device)
     return run_training(recipe, Path(out), echo, data)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avatarlab._util import make_output_folder
 from avatarlab.engines.wav2lip.model import FACE_SIZE, Wav2Lip
 from avatarlab.errors import OptionError
 from avatarlab.train.data import Wav2LipTrainDataset
@@ -299,6 +300,7 @@ def train_wav2lip(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(options.seed)
+    make_output_folder(out, create=False)  # a wrong -o fails before any work
     recipe = Wav2LipRecipe(data, options, device)
     return run_training(recipe, Path(out), echo, data)
 
