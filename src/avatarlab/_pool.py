@@ -28,6 +28,16 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def resolve_workers(workers: int | None) -> int:
+    """``workers``, or every usable core when it is None or 0; OptionError below 0."""
+    from avatarlab.errors import OptionError
+
+    count = workers or default_workers()
+    if count < 1:
+        raise OptionError(f"workers must be >= 1, got {count}")
+    return count
+
+
 def isolated_imap_unordered(
     fn: Callable[..., R],
     items: Iterable[tuple[Any, ...]],

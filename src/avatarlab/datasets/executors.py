@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from avatarlab._pool import Crash, default_workers, isolated_imap_unordered
+from avatarlab._pool import Crash, isolated_imap_unordered, resolve_workers
 from avatarlab.errors import AvatarLabError, OptionError
 
 T = TypeVar("T")
@@ -56,9 +56,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or default_workers()
-        if self.workers < 1:
-            raise OptionError(f"workers must be >= 1, got {self.workers}")
+        self.workers = resolve_workers(workers)
 
     def imap_unordered(
         self,
@@ -77,9 +75,7 @@ class RayExecutor:
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         self.address = address
-        self.workers = workers or default_workers()
-        if self.workers < 1:
-            raise OptionError(f"workers must be >= 1, got {self.workers}")
+        self.workers = resolve_workers(workers)
 
     def imap_unordered(
         self,
