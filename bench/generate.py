@@ -9,6 +9,7 @@ audio, audio-only analysis, ``head_motion=0``):
 - ``lag``: the shift (frames, + = generated late) of best cross-correlation; target |lag| <= 1;
 - ``fidelity``: correlation of the measured output opening with the opening the
   engine was asked for (the renderer's share of the error: 1 is perfect);
+- ``rest``: the rest pose taken from the first frame's own lips (``jaw_open``, 0 = closed);
 - ``CSIM``: dlib identity cosine between output frames and the source frame; target >= 0.95;
 - ``PSNR``: upper face (above the nose tip) against the source frame, outside
   blinks, in dB; target >= 35.
@@ -100,6 +101,7 @@ def self_reconstruction(clip: str, tmp: Path) -> dict[str, float]:
     from avatarlab.engines.warp import WarpEngine, WarpOptions
     from avatarlab.face import FaceEmbedder, face_mesh, identity_similarity
     from avatarlab.media import VideoWriter, iter_frames, probe, read_video
+    from avatarlab.speech import with_rest_pose
 
     path = DATA / "video" / clip
     fps = probe(path).fps
@@ -114,6 +116,7 @@ def self_reconstruction(clip: str, tmp: Path) -> dict[str, float]:
         for frame in engine.render(avatar, Driver(speech=speech)):
             writer.write(frame)
     gen = list(read_video(out).frames)
+    asked = with_rest_pose(speech.mouth, avatar.rest_jaw)  # what the renderer was given
     gen_track = track(gen)
     gen_open = openings(gen_track)
     lag = best_lag(gen_open, real_open, MAX_LAG)
@@ -131,7 +134,8 @@ def self_reconstruction(clip: str, tmp: Path) -> dict[str, float]:
         "r": lagged_correlation(gen_open, real_open, 0),
         "lag": float(lag),
         "r_at_lag": lagged_correlation(gen_open, real_open, lag),
-        "fidelity": lagged_correlation(gen_open, speech.mouth.opening.astype(np.float64), 0),
+        "fidelity": lagged_correlation(gen_open, asked.opening.astype(np.float64), 0),
+        "rest_jaw": avatar.rest_jaw,
         "csim": float(np.mean(csim)),
         "csim_min": float(np.min(csim)),
         "psnr": float(np.mean(psnr[~blinks])),
@@ -269,7 +273,7 @@ def main() -> None:
             print("self-reconstruction (first frame + own audio, head_motion 0):")
             print(
                 f"{'clip':18} {'r':>6} {'lag':>4} {'r@lag':>6} {'fidel':>6} {'CSIM':>6} "
-                f"{'CSIMmin':>7} {'PSNR':>6} {'PSNRmin':>7}  speech"
+                f"{'CSIMmin':>7} {'PSNR':>6} {'PSNRmin':>7} {'rest':>5}  speech"
             )
             rows = []
             for clip in args.clips:
@@ -278,7 +282,7 @@ def main() -> None:
                 print(
                     f"{clip:18} {m['r']:6.3f} {m['lag']:4.0f} {m['r_at_lag']:6.3f} "
                     f"{m['fidelity']:6.3f} {m['csim']:6.3f} {m['csim_min']:7.3f} "
-                    f"{m['psnr']:6.1f} {m['psnr_min']:7.1f}  {m['source']}"
+                    f"{m['psnr']:6.1f} {m['psnr_min']:7.1f} {m['rest_jaw']:5.2f}  {m['source']}"
                 )
             mean_r = float(np.mean([m["r"] for m in rows]))
             print(

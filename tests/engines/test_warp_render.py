@@ -269,3 +269,34 @@ def test_speak_writes_video_with_audio(tmp_path, portrait):
     with pytest.raises(OptionError):
         speak(portrait, out=tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_pauses_return_to_the_portraits_own_mouth(still_engine, still_avatar, portrait, data_dir):
+    """A portrait with parted lips rests parted (capped); a closed-lip one rests closed.
+
+    The astronaut's own opening (jaw ~0.68) is above the cap, so the rest pose sits
+    between the photo and closed lips: closer to the photo than closed lips are.
+    """
+    from avatarlab.engines.warp.engine import REST_JAW_MAX
+    from avatarlab.engines.warp.rig import JAW_MAX_DEG, Pose
+    from avatarlab.face import face_mesh
+    from avatarlab.media import read_image
+
+    assert still_avatar.rest_jaw == pytest.approx(REST_JAW_MAX)  # the astronaut smiles, teeth apart
+    closed = still_engine.prepare(read_image(data_dir / "image" / "woman_photo.jpg"))
+    assert closed.rest_jaw < 0.02
+    # The rest pose renders close to the photo itself around the mouth; closed lips do not.
+    mesh = face_mesh(portrait)
+    x0, y0 = mesh[:, :2].min(0).astype(int)
+    x1, y1 = mesh[:, :2].max(0).astype(int)
+    lower = slice(int(mesh[1, 1]), y1), slice(x0, x1)
+
+    def psnr(pose: Pose) -> float:
+        out = still_engine.render_pose(still_avatar, pose)[lower].astype(float)
+        return float(10 * np.log10(255.0**2 / np.mean((out - portrait[lower]) ** 2)))
+
+    own_jaw = still_avatar.faces[0].rig.opening_angle / np.radians(JAW_MAX_DEG)
+    own = psnr(Pose(jaw_open=own_jaw, lip_closed=0.0))
+    rest = psnr(Pose(jaw_open=still_avatar.rest_jaw, lip_closed=0.0))
+    shut = psnr(Pose(jaw_open=0.0, lip_closed=1.0))
+    assert own > rest > shut + 2.0

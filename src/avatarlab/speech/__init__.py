@@ -41,6 +41,7 @@ from avatarlab.speech.visemes import (
     mouth_track,
     n_frames,
     phone_visemes,
+    with_rest_pose,
 )
 
 __all__ = [
@@ -75,4 +76,5 @@ __all__ = [
     "text_to_phonemes",
     "transcribe",
     "voice_activity",
+    "with_rest_pose",
 ]

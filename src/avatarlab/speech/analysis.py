@@ -15,8 +15,9 @@ other languages / failures  VAD + spectral shape          ``"acoustic"``
 English audio without a transcript is first transcribed (fast word search), then
 those words are force-aligned: the word model's vocabulary and grammar constrain
 the phones far better than a free phone loop, so the mouth follows the speech more
-closely (on issue 4's four real clips the mouth opening asked for correlates with
-the speaker's measured one at mean r 0.47, against 0.34 for the phone loop), at
+closely (on issue 4's four real clips, with the clear viseme table, the mouth opening
+asked for correlated with the speaker's measured one at mean r 0.47, against 0.34 for
+the phone loop; with the conversational style and rest pose, 0.61 against 0.49), at
 about a fifth of real time on one core (60 s of speech: 11 s, against 4 s).
 A transcript that cannot be aligned, or audio with no recognised words, falls back
 to phone recognition (the fallback is recorded in :attr:`SpeechAnalysis.notes`).

@@ -35,7 +35,7 @@ from avatarlab.engines.warp.mouth import (
     synthetic_texture,
     texture_from_frame,
 )
-from avatarlab.engines.warp.rig import FaceRig, Pose
+from avatarlab.engines.warp.rig import JAW_MAX_DEG, FaceRig, Pose
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.face import topology as T
 
@@ -186,6 +186,8 @@ class WarpAvatar:
         timestamps: ``(N,)`` seconds of the video's frames.
         head: head-motion warp for a portrait.
         step: field grid spacing in pixels (from ``crop_size``).
+        rest_jaw: ``jaw_open`` of the portrait's own mouth at rest (0 for closed lips or
+            a video), capped at :data:`REST_JAW_MAX`; pauses return to it.
     """
 
     fps: float
@@ -198,6 +200,7 @@ class WarpAvatar:
     head: HeadWarp | None = None
     step: float = 1.0
     teeth_source: str = "synthetic"
+    rest_jaw: float = 0.0
 
     @property
     def is_video(self) -> bool:
@@ -206,6 +209,11 @@ class WarpAvatar:
     @property
     def n_source_frames(self) -> int:
         return len(self.faces)
+
+
+REST_JAW_MAX = 0.25
+"""Widest rest pose (``jaw_open``) a portrait keeps from its own parted lips: a photo
+taken mid-vowel rests with the lips a little apart, not wide open."""
 
 
 def _is_image_source(source: Source) -> bool:
@@ -290,7 +298,16 @@ class WarpEngine:
             head=HeadWarp.around(mesh, image.shape),
             step=self._step(face.face_width),
             teeth_source=kind,
+            rest_jaw=self._rest_jaw(face),
         )
+
+    def _rest_jaw(self, face: SourceFace) -> float:
+        """``jaw_open`` that renders the portrait's own lip parting (capped), 0 if closed."""
+        scale = self.options.expressiveness
+        if scale <= 0.0:
+            return 0.0
+        own = face.rig.opening_angle / np.radians(JAW_MAX_DEG)
+        return float(min(own, REST_JAW_MAX) / scale)
 
     def _portrait_texture(
         self, image: np.ndarray, mesh: np.ndarray, face: SourceFace
@@ -378,12 +395,15 @@ class WarpEngine:
     def render(self, avatar: WarpAvatar, driver: Driver) -> Iterator[Frame]:
         """Frames (RGB uint8, source size) at ``avatar.fps`` speaking ``driver``.
 
-        One frame per mouth-track row: ``ceil(duration * fps)`` frames.
+        One frame per mouth-track row: ``ceil(duration * fps)`` frames. Pauses return
+        to the portrait's own mouth (:attr:`WarpAvatar.rest_jaw`).
         """
-        speech = driver.analyse(avatar.fps)
+        from avatarlab.speech import with_rest_pose
+
+        mouth = with_rest_pose(driver.analyse(avatar.fps).mouth, avatar.rest_jaw)
         session = _Session(self, avatar)
         try:
-            for row in speech.mouth.params:
+            for row in mouth.params:
                 yield session.frame(row)
         finally:
             session.close()
@@ -412,14 +432,16 @@ class WarpEngine:
         (:class:`avatarlab.speech.StreamingMouth`), whose look-ahead is 62 ms, so a
         frame is ready about 100 ms of audio after its time plus render time.
         """
-        from avatarlab.speech import StreamingMouth
+        from avatarlab.speech import StreamingMouth, with_rest_pose
 
         mouth = StreamingMouth(sample_rate=sample_rate, fps=avatar.fps)
         session = _Session(self, avatar)
+        rest = avatar.rest_jaw
         try:
             for chunk in audio_chunks:
-                yield [session.frame(row) for row in mouth.push(chunk).params]
-            yield [session.frame(row) for row in mouth.flush().params]
+                rows = with_rest_pose(mouth.push(chunk), rest).params
+                yield [session.frame(row) for row in rows]
+            yield [session.frame(row) for row in with_rest_pose(mouth.flush(), rest).params]
         finally:
             session.close()
 
