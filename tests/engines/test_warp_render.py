@@ -278,7 +278,7 @@ def test_pauses_return_to_the_portraits_own_mouth(still_engine, still_avatar, po
     between the photo and closed lips: closer to the photo than closed lips are.
     """
     from avatarlab.engines.warp.engine import REST_JAW_MAX
-    from avatarlab.engines.warp.rig import JAW_MAX_DEG, Pose
+    from avatarlab.engines.warp.rig import Pose
     from avatarlab.face import face_mesh
     from avatarlab.media import read_image
 
@@ -295,7 +295,7 @@ def test_pauses_return_to_the_portraits_own_mouth(still_engine, still_avatar, po
         out = still_engine.render_pose(still_avatar, pose)[lower].astype(float)
         return float(10 * np.log10(255.0**2 / np.mean((out - portrait[lower]) ** 2)))
 
-    own_jaw = still_avatar.faces[0].rig.opening_angle / np.radians(JAW_MAX_DEG)
+    own_jaw = still_avatar.faces[0].rig.source_jaw_open
     own = psnr(Pose(jaw_open=own_jaw, lip_closed=0.0))
     rest = psnr(Pose(jaw_open=still_avatar.rest_jaw, lip_closed=0.0))
     shut = psnr(Pose(jaw_open=0.0, lip_closed=1.0))

@@ -82,7 +82,8 @@ def _text_mode_figures(text: str) -> tuple[list[bool], float, np.ndarray, np.nda
     track = mouth_track(utt.phones, fps, utt.duration)
     opening_median = np.median(track.opening)
     jaw_median = np.median(track.jaw_open)
-    lead = CoarticulationOptions().lead_s  # espeak phones: the clear style's
+    lead = CoarticulationOptions().resolved("espeak").anticipation_s  # the clear style's
+    assert lead is not None
     vowel_phones, vowel_frames, bilabial_frames = [], [], []
     for p in utt.phones:
         visemes = phone_visemes(p.symbol, p.source)

@@ -60,10 +60,9 @@ approach and the release, never the closure.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -114,12 +113,12 @@ VISEME_DOMINANCE: dict[str, tuple[float, float]] = {
 #: weakly (``LINGUAL_JAW``); sibilants and labiodentals keep a firm jaw (their
 #: frication needs the teeth close).
 LINGUAL_JAW = 0.5
+LINGUAL_VISEMES: tuple[str, ...] = ("TH", "DD", "kk", "nn", "RR")
 DOMINANCE_SCALE: dict[str, dict[str, float]] = {
-    "TH": {"lip_spread": 0.25, "jaw_open": LINGUAL_JAW},
-    "DD": {"lip_spread": 0.25, "jaw_open": LINGUAL_JAW},
-    "kk": {"lip_spread": 0.2, "jaw_open": LINGUAL_JAW},
-    "nn": {"lip_spread": 0.25, "jaw_open": LINGUAL_JAW},
-    "RR": {"jaw_open": LINGUAL_JAW},
+    "TH": {"lip_spread": 0.25},
+    "DD": {"lip_spread": 0.25},
+    "kk": {"lip_spread": 0.2},
+    "nn": {"lip_spread": 0.25},
     "SS": {"lip_spread": 0.5},
 }
 #: Conversational (recorded) speech: ``jaw_open`` targets that replace the clear table's.
@@ -284,9 +283,10 @@ def _tables(jaw: dict[str, float], lingual_jaw: float) -> tuple[np.ndarray, np.n
     alpha = np.array([[VISEME_DOMINANCE[v][0]] * len(MOUTH_PARAMS) for v in VISEMES])
     for v, scales in DOMINANCE_SCALE.items():
         for p, f in scales.items():
-            if p == "jaw_open" and f == LINGUAL_JAW:
-                f = lingual_jaw
             alpha[VISEMES.index(v), MOUTH_PARAMS.index(p)] *= f
+    alpha[[VISEMES.index(v) for v in LINGUAL_VISEMES], MOUTH_PARAMS.index("jaw_open")] *= (
+        lingual_jaw
+    )
     return targets, alpha
 
 
@@ -359,14 +359,7 @@ class CoarticulationOptions:
         if style == "auto":
             style = "clear" if source == "espeak" else "conversational"
         lead = ANTICIPATION_S[style] if self.anticipation_s is None else self.anticipation_s
-        return dataclasses.replace(self, style=style, anticipation_s=lead)
-
-    @property
-    def lead_s(self) -> float:
-        """The anticipation in seconds (the style's default for an unresolved ``auto``)."""
-        if self.anticipation_s is not None:
-            return self.anticipation_s
-        return ANTICIPATION_S["clear" if self.style == "auto" else self.style]
+        return replace(self, style=style, anticipation_s=lead)
 
 
 @dataclass(frozen=True)
@@ -444,7 +437,8 @@ def mouth_frames(
 
     Identical to the same rows of :func:`mouth_track` (dominance has a hard cutoff),
     so a streaming caller can render chunk by chunk once the phones up to
-    ``stop_frame / fps + options.lead_s + options.cutoff_s`` are known.
+    ``stop_frame / fps + lead + options.cutoff_s`` are known (``lead``: the anticipation of
+    ``options.resolved(source)``).
     """
     if fps <= 0:
         raise OptionError(f"fps must be positive, got {fps}")
@@ -518,4 +512,4 @@ def with_rest_pose(track: MouthTrack, jaw_open: float) -> MouthTrack:
     params = track.params.copy()
     params[:, MOUTH_PARAMS.index("jaw_open")] += share * np.float32(jaw_open)
     params[:, MOUTH_PARAMS.index("lip_closed")] *= 1.0 - share
-    return dataclasses.replace(track, params=params)
+    return replace(track, params=params)

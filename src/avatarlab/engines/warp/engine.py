@@ -35,7 +35,7 @@ from avatarlab.engines.warp.mouth import (
     synthetic_texture,
     texture_from_frame,
 )
-from avatarlab.engines.warp.rig import JAW_MAX_DEG, FaceRig, Pose
+from avatarlab.engines.warp.rig import FaceRig, Pose
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.face import topology as T
 
@@ -306,8 +306,7 @@ class WarpEngine:
         scale = self.options.expressiveness
         if scale <= 0.0:
             return 0.0
-        own = face.rig.opening_angle / np.radians(JAW_MAX_DEG)
-        return float(min(own, REST_JAW_MAX) / scale)
+        return min(face.rig.source_jaw_open, REST_JAW_MAX) / scale
 
     def _portrait_texture(
         self, image: np.ndarray, mesh: np.ndarray, face: SourceFace

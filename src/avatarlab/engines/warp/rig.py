@@ -201,6 +201,11 @@ class FaceRig:
         self.mouth_centre = corners.mean(0)
         self.mouth_half_width = 0.5 * float(np.linalg.norm(corners[1] - corners[0]))
 
+    @property
+    def source_jaw_open(self) -> float:
+        """The source's own lip parting as a :class:`Pose` ``jaw_open`` (0 = closed lips)."""
+        return float(self.opening_angle / np.radians(JAW_MAX_DEG))
+
     @staticmethod
     def neutralise(head: np.ndarray) -> tuple[float, np.ndarray]:
         """Jaw angle (rad) that opened the mouth, and the mesh with the lips closed."""
