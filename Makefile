@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.avatarlab-installed
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test test-fast lint bench setup clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -17,6 +17,10 @@ demo: $(STAMP)
 ## The test suite (installs everything first).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## The quick loop while developing: everything but the tests marked slow or faults.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not faults"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

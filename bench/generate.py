@@ -181,8 +181,8 @@ def speed(image: np.ndarray, label: str, tmp: Path, audio: Path | None = None) -
     """
     from avatarlab.engines.base import Driver
     from avatarlab.engines.warp import WarpEngine
-    from avatarlab.generate import SpeakOptions, speak
     from avatarlab.media import VideoWriter
+    from avatarlab.tasks import SpeakOptions, speak
 
     speak(image, text="Warm up.", out=tmp / "warm.mp4")  # load models once
     said = {"text": TEXT} if audio is None else {"audio": audio}

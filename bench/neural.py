@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from avatarlab.engines._fill import fill_state_dict
-from avatarlab.engines.wav2lip import Wav2Lip, Wav2LipEngine, wav2lip_dub
+from avatarlab.engines.wav2lip import Wav2Lip, Wav2LipEngine, Wav2LipOptions, wav2lip_dub
 from avatarlab.media import SPEECH_RATE, probe, read_audio, read_video, write_video
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "talk_c.mp4"
@@ -80,7 +80,8 @@ def pipeline_figures(
     model: Wav2Lip, device: torch.device, clip: Path, folder: Path, seconds: float
 ) -> dict[str, float]:
     """Tracking, render and end-to-end dub frames/second on ``clip``."""
-    engine = Wav2LipEngine(model, device=device, batch_size=PIPELINE_BATCH)
+    options = Wav2LipOptions(device=str(device), batch_size=PIPELINE_BATCH)
+    engine = Wav2LipEngine(options, model=model)
     wav = read_audio(clip, SPEECH_RATE)
     t0 = time.perf_counter()
     avatar = engine.prepare(clip)
@@ -89,7 +90,7 @@ def pipeline_figures(
     render = _best_rate(lambda: sum(1 for _ in engine.render(avatar, wav)), seconds, sync)
     out = folder / "dub.mp4"
     t0 = time.perf_counter()
-    wav2lip_dub(clip, clip, model, out, device=device, batch_size=PIPELINE_BATCH)
+    wav2lip_dub(clip, clip, out, options, model=model)
     dub = probe(out).n_frames / (time.perf_counter() - t0)
     return {"track": track, "render": render, "dub": dub}
 
@@ -101,6 +102,9 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--no-pipeline", action="store_true", help="network figures only")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--restoration-batch-sizes", type=int, nargs="+", default=[1, 8], help="GFPGAN/CodeFormer"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,6 +141,40 @@ def main() -> None:
                 f"= {figures['dub'] / REAL_TIME_FPS:.2f} x real time"
             )
             model_cpu = model.cpu()
+    for device in devices:
+        restoration_rows(device, args.restoration_batch_sizes, args.seconds)
+
+
+def restoration_rows(device: torch.device, batches: list[int], seconds: float) -> None:
+    """Forward frames/second of GFPGAN v1.4 and CodeFormer (w = 0.5) on 512 x 512 faces.
+
+    Weights follow fill rule B (speed does not depend on the values); one pass per batch
+    size when a pass takes longer than ``seconds``.
+    """
+    from avatarlab.engines.codeformer.model import CodeFormer
+    from avatarlab.engines.gfpgan.model import GFPGANv1Clean
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\n== face restoration, {device.type} ({name}), 512 x 512 ==")
+    print("model       batch  forward fps")
+    nets: dict[str, Callable[[], torch.nn.Module]] = {
+        "gfpgan": GFPGANv1Clean,
+        "codeformer": CodeFormer,
+    }
+    for label, make in nets.items():
+        model = fill_state_dict(make(), rule="B").to(device)
+        for batch in batches:
+            x = torch.rand(batch, 3, 512, 512, generator=torch.Generator().manual_seed(0))
+            x = (x * 2 - 1).to(device)
+
+            def once(model: torch.nn.Module = model, x: torch.Tensor = x) -> int:
+                with torch.inference_mode():
+                    model(x)
+                return len(x)
+
+            rate = _best_rate(once, seconds, _sync_for(device))
+            print(f"{label:10s}  {batch:5d}  {rate:11.2f}")
+        del model
 
 
 if __name__ == "__main__":

@@ -276,11 +276,11 @@ def analyse(run: SessionRun) -> dict[str, Any]:
 
 def engine_lag(avatar: Path) -> float:
     """The same mouth-vs-loudness lag on the engine's own ticks (no network)."""
-    from avatarlab.serve.backend import WarpBackend
+    from avatarlab.serve.backend import EngineBackend
     from avatarlab.serve.options import AUDIO_RATE, FPS
     from avatarlab.serve.session import synthesize_48k
 
-    backend = WarpBackend(max_side=512)
+    backend = EngineBackend("warp", max_side=512)
     stream = backend.open_stream(backend.prepare(avatar))
     frames, blocks = [], []
     try:

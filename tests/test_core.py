@@ -49,3 +49,34 @@ def test_cli_version() -> None:
         [sys.executable, "-m", "avatarlab", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.startswith("avatarlab ")
+
+
+def test_listing_engines_and_building_the_cli_stay_light() -> None:
+    """Engine options and every command's flags come without torch, OpenCV or the web stack."""
+    code = (
+        "import sys\n"
+        "from typer.main import get_command\n"
+        "from avatarlab.engines import engine_options, list_engines\n"
+        "from avatarlab.cli import app\n"
+        "opts = {name: engine_options(name).__name__ for name in list_engines()}\n"
+        "assert opts == {'warp': 'WarpOptions', 'wav2lip': 'Wav2LipOptions'}, opts\n"
+        "get_command(app)\n"
+        "heavy = [m for m in ('torch', 'cv2', 'fastapi', 'mediapipe', 'av') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_public_api_exports_tasks_options_and_errors() -> None:
+    import avatarlab
+    from avatarlab import tasks
+    from avatarlab.errors import OptionError
+
+    assert avatarlab.speak is tasks.speak and avatarlab.evaluate is tasks.evaluate
+    assert avatarlab.OptionError is OptionError
+    for name in ("SpeakOptions", "DubOptions", "EvalOptions", "PrepareOptions", "CropOptions"):
+        assert getattr(avatarlab, name) is getattr(tasks, name)
+    assert avatarlab.ServeOptions().engine == "warp"
+    assert avatarlab.list_engines() == ["warp", "wav2lip"]
+    assert type(avatarlab.get_engine("warp")).__name__ == "WarpEngine"

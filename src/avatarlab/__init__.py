@@ -2,32 +2,43 @@
 
 Analyse faces and speech, make a portrait or a video speak, stream it live,
 prepare the field's datasets, and evaluate results with the field's metrics.
+Every function here is a task of :mod:`avatarlab.tasks`; names are imported on
+first use, so ``import avatarlab`` stays light.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from avatarlab.errors import (
     AvatarLabError,
+    CheckpointError,
     MediaError,
     MissingWeightsError,
     NoAudioError,
     NoFaceError,
     NoVideoError,
+    OptionError,
 )
 
 if TYPE_CHECKING:
+    from avatarlab.engines import get_engine, list_engines
     from avatarlab.serve import ServeOptions
+    from avatarlab.tasks.evaluate import EvalOptions, evaluate
+    from avatarlab.tasks.faces import CropOptions, crop_faces
+    from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
+    from avatarlab.tasks.speak import DubOptions, SpeakOptions, dub, speak
 
 
 def serve(options: ServeOptions | None = None, log_level: str = "info", **fields: Any) -> None:
     """Run the live talking-avatar server until interrupted (page, HTTP API, WebRTC).
 
-    ``serve(avatars=("me.jpg",), port=8010)`` or ``serve(ServeOptions(...))``; keyword
-    ``fields`` override ``options``. Listens on 127.0.0.1 unless ``host`` says otherwise.
+    ``serve(avatars=("me.jpg",), port=8010, engine="warp")`` or
+    ``serve(ServeOptions(...))``; keyword ``fields`` override ``options``. Listens on
+    127.0.0.1 unless ``host`` says otherwise.
     """
     from dataclasses import replace
 
@@ -39,13 +50,20 @@ def serve(options: ServeOptions | None = None, log_level: str = "info", **fields
 
 # The public API, imported on first use so `import avatarlab` stays light.
 _LAZY = {
-    "speak": "avatarlab.generate",
-    "dub": "avatarlab.generate",
-    "SpeakOptions": "avatarlab.generate",
-    "DubOptions": "avatarlab.generate",
-    "evaluate": "avatarlab.evaluation",
-    "prepare": "avatarlab.datasets",
-    "PrepareOptions": "avatarlab.datasets",
+    "speak": "avatarlab.tasks",
+    "dub": "avatarlab.tasks",
+    "evaluate": "avatarlab.tasks",
+    "prepare": "avatarlab.tasks",
+    "crop_faces": "avatarlab.tasks",
+    "SpeakOptions": "avatarlab.tasks",
+    "DubOptions": "avatarlab.tasks",
+    "EvalOptions": "avatarlab.tasks",
+    "PrepareOptions": "avatarlab.tasks",
+    "PrepareRun": "avatarlab.tasks",
+    "CropOptions": "avatarlab.tasks",
+    "ServeOptions": "avatarlab.serve.options",
+    "list_engines": "avatarlab.engines",
+    "get_engine": "avatarlab.engines",
 }
 
 
@@ -53,8 +71,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'avatarlab' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
@@ -62,18 +78,27 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AvatarLabError",
+    "CheckpointError",
+    "CropOptions",
     "DubOptions",
-    "PrepareOptions",
-    "SpeakOptions",
-    "dub",
-    "evaluate",
-    "prepare",
-    "speak",
+    "EvalOptions",
     "MediaError",
     "MissingWeightsError",
     "NoAudioError",
     "NoFaceError",
     "NoVideoError",
+    "OptionError",
+    "PrepareOptions",
+    "PrepareRun",
+    "ServeOptions",
+    "SpeakOptions",
     "__version__",
+    "crop_faces",
+    "dub",
+    "evaluate",
+    "get_engine",
+    "list_engines",
+    "prepare",
     "serve",
+    "speak",
 ]

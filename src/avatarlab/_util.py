@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -17,24 +19,38 @@ T = TypeVar("T")
 # Progress bars are shown only when a human watches and the work is long enough.
 _PROGRESS_ENV = "AVATARLAB_PROGRESS"
 
+# Temporary outputs are ``.<stem>.part-<pid>-<8 random chars><suffix>`` beside the output:
+# the writer's pid tells a leftover of a killed run (SIGKILL, power loss) from a live one.
+_TMP_MARK = ".part-"
+_TMP_ANY = re.compile(r"^\..+\.part-\d+-[a-z0-9_]{8}")
+#: A leftover whose writer is gone is removed once untouched this long (seconds).
+STALE_TMP_S = 2.0
+#: A leftover untouched this long is removed even if its pid now names a live process.
+ORPHAN_TMP_S = 24 * 3600.0
+# Per folder, the leftover candidates found by its one scan in this process.
+_candidates: dict[str, list[str]] = {}
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it into place on success.
 
-    On any exception the temporary file is removed, so a failed job never leaves a
-    half-written output behind. ``suffix`` defaults to ``path``'s own suffix, so
+    On any exception (KeyboardInterrupt included: the CLI turns SIGTERM into one) the
+    temporary file is removed, so a failed job never leaves a half-written output
+    behind. A job killed outright (SIGKILL) cannot clean up: the next
+    ``atomic_output`` for the same output removes such leftovers (see
+    :func:`remove_stale_temps`). ``suffix`` defaults to ``path``'s own suffix, so
     writers that pick a format by extension (PyAV, OpenCV) keep working.
     """
     final = Path(path)
     if final.is_dir():
         raise MediaError(f"{final} is a folder: give a file name inside it")
+    suffix = suffix if suffix is not None else final.suffix
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(final, suffix)
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{final.stem}.",
-            suffix=suffix if suffix is not None else final.suffix,
-            dir=final.parent,
+            prefix=f".{final.stem}{_TMP_MARK}{os.getpid()}-", suffix=suffix, dir=final.parent
         )
     except OSError as exc:
         raise MediaError(
@@ -53,6 +69,56 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(final: Path, suffix: str) -> list[Path]:
+    """Delete leftover temporary files of :func:`atomic_output` for ``final``; returns them.
+
+    Only files of our exact pattern for this output (``.<stem>.part-<pid>-<random>
+    <suffix>``) are candidates, and one is removed only when its writer process no
+    longer exists and it was not modified for ``STALE_TMP_S``, or it is older than
+    ``ORPHAN_TMP_S`` (its pid was reused). A folder is listed once per process.
+    """
+    folder = str(final.parent)
+    if folder not in _candidates:
+        try:
+            with os.scandir(folder) as entries:
+                _candidates[folder] = [e.name for e in entries if _TMP_ANY.match(e.name)]
+        except OSError:
+            _candidates[folder] = []
+    ours = re.compile(
+        rf"^\.{re.escape(final.stem)}{re.escape(_TMP_MARK)}(\d+)-[a-z0-9_]{{8}}{re.escape(suffix)}$"
+    )
+    removed: list[Path] = []
+    for name in list(_candidates[folder]):
+        found = ours.match(name)
+        if found is None:
+            continue
+        tmp = final.parent / name
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:  # already gone
+            _candidates[folder].remove(name)
+            continue
+        if age > ORPHAN_TMP_S or (age > STALE_TMP_S and not _pid_alive(int(found.group(1)))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+            _candidates[folder].remove(name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (POSIX signal 0; Windows: assume so)."""
+    if pid == os.getpid() or os.name == "nt":  # os.kill on Windows would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but belongs to another user
+        return True
+    return True
 
 
 def progress_enabled() -> bool:

@@ -55,6 +55,8 @@ _ARCHITECTURES: dict[str, Callable[[], Schema]] = {}
 # import torch at module level.
 _PROVIDERS: tuple[str, ...] = (
     "avatarlab.engines.wav2lip",
+    "avatarlab.engines.gfpgan",
+    "avatarlab.engines.codeformer",
     "avatarlab.metrics.syncnet",
     "avatarlab.metrics.fid",
     "avatarlab.metrics.identity",
@@ -130,6 +132,20 @@ def find_cached(name: str) -> Path | None:
     return file if file.is_file() else None
 
 
+def _checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, or MissingWeightsError that says what is there instead."""
+    file = Path(path)
+    if file.is_dir():
+        inside = sorted(
+            f.name for f in file.iterdir() if f.suffix in (".pth", ".pt", ".ckpt", ".tar")
+        )
+        hint = f" such as {file / inside[0]}" if inside else ""
+        raise MissingWeightsError(f"{file} is a folder: give the checkpoint file inside it{hint}")
+    if not file.is_file():
+        raise MissingWeightsError(f"checkpoint file {file} does not exist")
+    return file
+
+
 def sha256sum(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """SHA-256 of a file, streamed."""
     h = hashlib.sha256()
@@ -159,7 +175,9 @@ def verify(name: str, path: str | os.PathLike[str]) -> Path:
 # --- state-dict layouts: reading checkpoint files and checking their keys and shapes ---
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DDP, torch.compile
-_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model")
+# basicsr (GFPGAN, CodeFormer) saves "params_ema" (the EMA weights used for inference)
+# and/or "params"; the first key found wins.
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "params_ema", "params")
 _SHOWN = 3  # names listed per kind of problem in messages
 _schemas: dict[str, dict[str, tuple[int, ...]]] = {}
 
@@ -213,9 +231,7 @@ def read_state_dict(
     """
     import torch
 
-    file = Path(path)
-    if not file.is_file():
-        raise MissingWeightsError(f"checkpoint file {file} does not exist")
+    file = _checkpoint_file(path)
     # The zip format (torch >= 1.6) can be memory-mapped; legacy files are read whole.
     mmap = zipfile.is_zipfile(file)
     try:
@@ -375,9 +391,7 @@ def check_file(
     (keys and shapes); the layout cannot tell apart files of one architecture (such as
     ``wav2lip.pth`` and ``wav2lip_gan.pth``) when no checksum is registered.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise MissingWeightsError(f"checkpoint file {file} does not exist")
+    file = _checkpoint_file(path)
     size, digest = file.stat().st_size, sha256sum(file)
     wanted = [get_checkpoint(name)] if name is not None else known_checkpoints()
 
@@ -415,3 +429,140 @@ def check_file(
         keys = ", ".join(list(state)[:_SHOWN])
         problems.append(f"its {len(state)} tensors ({keys}, ...) fit no registered checkpoint")
     return FileCheck(file, size, digest, (), "none", tuple(problems))
+
+
+# --- downloading: `avatarlab models fetch` only, never while another command runs ---
+
+_FETCH_CHUNK = 1 << 20
+_FETCH_TIMEOUT = 60.0  # seconds without data before a download counts as interrupted
+
+
+def download_url(ckpt: Checkpoint) -> str | None:
+    """The registered source of ``ckpt`` when it is a direct link to the file, else None.
+
+    A source that is a web page (such as Wav2Lip's README section) cannot be fetched.
+    """
+    from urllib.parse import urlparse
+
+    url = urlparse(ckpt.source)
+    if url.scheme in ("http", "https") and url.path.endswith("/" + ckpt.filename):
+        return ckpt.source
+    return None
+
+
+def fetch(name: str, to: str | os.PathLike[str] | None = None, progress: bool = True) -> Path:
+    """Download registered checkpoint ``name`` from its official source into ``to`` (else
+    the cache folder) and return the file.
+
+    Plain ``urllib`` with HTTP ``Range``: an interrupted download stays as ``FILE.part`` and
+    the next call resumes it where it stopped. When a sha256 is registered the finished file
+    is checked and, if it differs, removed (:class:`CheckpointError`); an existing file that
+    verifies is not downloaded again. Only ``avatarlab models fetch`` calls this.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    ckpt = get_checkpoint(name)
+    url = download_url(ckpt)
+    if url is None:
+        raise MissingWeightsError(
+            f"'{ckpt.filename}' has no direct download link; get it from {ckpt.source} "
+            f"and put it in {cache_dir()}"
+        )
+    folder = Path(to).expanduser() if to is not None else cache_dir()
+    final = folder / ckpt.filename
+    if final.is_file() and (ckpt.sha256 is None or sha256sum(final) == ckpt.sha256):
+        return final
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MissingWeightsError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    part = final.with_name(final.name + ".part")
+    start = part.stat().st_size if part.is_file() else 0
+    total: int | None
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT)
+    except urllib.error.HTTPError as err:
+        if err.code != 416 or not start:  # 416: nothing left after `start`
+            raise MissingWeightsError(
+                f"cannot download '{ckpt.filename}' from {url}: HTTP {err.code} {err.reason}"
+            ) from None
+        total = start
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise MissingWeightsError(
+            f"cannot download '{ckpt.filename}' from {url} ({reason}); check the network, "
+            f"or download it by hand into {folder}"
+        ) from None
+    else:
+        with response:
+            if start and response.status != 206:  # the server ignored Range: start over
+                start = 0
+            total = _expected_total(response, start)
+            try:
+                with (
+                    open(part, "ab" if start else "wb") as f,
+                    _download_bar(ckpt.filename, total, start, progress) as advance,
+                ):
+                    while block := response.read(_FETCH_CHUNK):
+                        f.write(block)
+                        advance(len(block))
+            except (http.client.IncompleteRead, OSError) as err:
+                raise MissingWeightsError(
+                    f"download of '{ckpt.filename}' stopped after {part.stat().st_size} bytes "
+                    f"({type(err).__name__}); run the same command again to resume"
+                ) from None
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise MissingWeightsError(
+            f"download of '{ckpt.filename}' stopped after {size} of {total} bytes; "
+            "run the same command again to resume"
+        )
+    if ckpt.sha256 is not None and sha256sum(part) != ckpt.sha256:
+        part.unlink()
+        raise CheckpointError(
+            f"the download of '{ckpt.filename}' from {url} does not have the registered "
+            "sha256; it was removed. Run the command again, or report the changed file"
+        )
+    os.replace(part, final)
+    return final
+
+
+def _expected_total(response: Any, start: int) -> int | None:
+    """Full file size from ``Content-Range`` (206) or ``Content-Length`` (200), if sent."""
+    content_range = response.headers.get("Content-Range", "")
+    if "/" in content_range and content_range.rsplit("/", 1)[1].strip().isdigit():
+        return int(content_range.rsplit("/", 1)[1])
+    length = response.headers.get("Content-Length")
+    return start + int(length) if length and length.isdigit() else None
+
+
+class _download_bar:
+    """Context manager yielding ``advance(n_bytes)``; a Rich bar when enabled and wanted."""
+
+    def __init__(self, filename: str, total: int | None, done: int, show: bool) -> None:
+        from avatarlab._util import progress_enabled
+
+        self._bar: Any = None
+        if show and progress_enabled():
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            self._bar = Progress(
+                *Progress.get_default_columns(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                transient=True,
+            )
+            self._task = self._bar.add_task(f"fetching {filename}", total=total, completed=done)
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self._bar is None:
+            return lambda n: None
+        self._bar.start()
+        return lambda n: self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

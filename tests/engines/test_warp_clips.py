@@ -39,8 +39,8 @@ def _upper_psnr(a: np.ndarray, b: np.ndarray, bottom: int) -> float:
 @pytest.mark.slow
 def test_dub_keeps_the_video_and_follows_new_speech(tmp_path, data_dir):
     from avatarlab.face import face_mesh
-    from avatarlab.generate import DubOptions, dub
     from avatarlab.media import SPEECH_RATE, probe, read_audio, read_video
+    from avatarlab.tasks import DubOptions, dub
 
     video = data_dir / "video" / "talk_c.mp4"
     speech = read_audio(data_dir / "audio" / "english_radio_8s.wav", SPEECH_RATE)[: 2 * SPEECH_RATE]

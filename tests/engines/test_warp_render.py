@@ -255,11 +255,11 @@ def test_streaming_yields_frames_per_chunk_with_little_delay(still_engine, still
 
 
 def test_speak_writes_video_with_audio(tmp_path, portrait):
-    from avatarlab.generate import SpeakOptions, speak
     from avatarlab.media import probe
+    from avatarlab.tasks import speak
 
     out = tmp_path / "hello.mp4"
-    result = speak(portrait, text="Hello there.", out=out, options=SpeakOptions(seed=5))
+    result = speak(portrait, text="Hello there.", out=out, engine_options={"seed": 5})
     info = probe(out)
     assert result.path == out and result.speech_source == "espeak"
     assert (info.width, info.height) == (512, 512)

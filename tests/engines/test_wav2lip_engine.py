@@ -22,6 +22,7 @@ from avatarlab.errors import NoFaceError, OptionError
 from avatarlab.media import mel_chunk_starts, mel_windows, melspectrogram
 
 RATE = 16000
+CPU = Wav2LipOptions(device="cpu")
 
 
 class EchoNet(torch.nn.Module):
@@ -90,7 +91,7 @@ def test_render_feeds_reference_inputs_and_pastes_back():
     box = np.array([40, 30, 140, 150])  # x0, y0, x1, y1
     avatar = Wav2LipAvatar(Path("portrait.png"), 25.0, box[None], still=frame)
     net = EchoNet()
-    engine = Wav2LipEngine(net, batch_size=8)
+    engine = Wav2LipEngine(Wav2LipOptions(batch_size=8, device="cpu"), model=net)
     wav = _speech(1.0)
     frames = list(engine.render(avatar, wav, RATE))
 
@@ -146,9 +147,9 @@ def test_stream_and_driver_give_the_frames_of_render():
     avatar = Wav2LipAvatar(Path("portrait.png"), 25.0, np.array([[40, 30, 140, 150]]), frame)
     wav = _speech(1.0)
     whole_net, stream_net = EchoNet(), EchoNet()
-    whole = list(Wav2LipEngine(whole_net).render(avatar, Driver(audio=wav, sample_rate=RATE)))
+    whole = list(Wav2LipEngine(CPU, model=whole_net).render(avatar, Driver(audio=wav, sample_rate=RATE)))
     chunks = [wav[i : i + 1600] for i in range(0, len(wav), 1600)]  # 0.1 s chunks
-    lists = list(Wav2LipEngine(stream_net).render_stream(avatar, chunks, RATE))
+    lists = list(Wav2LipEngine(CPU, model=stream_net).render_stream(avatar, chunks, RATE))
     assert len(lists) == len(chunks) + 1 and lists[0] == [] and len(lists[3]) > 0
     streamed = [f for frames in lists for f in frames]
     assert len(streamed) == len(whole) == 25
@@ -163,15 +164,15 @@ def test_device_and_options_are_checked():
     with pytest.raises(OptionError):
         Wav2LipOptions(blend="circle")  # type: ignore[arg-type]
     with pytest.raises(OptionError):
-        Wav2LipEngine(EchoNet(), batch_size=0)
+        Wav2LipOptions(batch_size=0)
     if not torch.cuda.is_available():
         with pytest.raises(OptionError, match="CUDA"):
-            Wav2LipEngine(EchoNet(), device="cuda")
+            Wav2LipEngine(Wav2LipOptions(device="cuda"), model=EchoNet())
 
 
 def test_still_portrait_repeats_its_one_frame(data_dir):
     portrait = data_dir / "image" / "woman_photo.jpg"
-    engine = Wav2LipEngine(EchoNet(), batch_size=32)
+    engine = Wav2LipEngine(Wav2LipOptions(batch_size=32, device="cpu"), model=EchoNet())
     avatar = engine.prepare(portrait)
     assert avatar.still is not None and avatar.n_frames == 1 and avatar.fps == 25.0
     x0, y0, x1, y1 = avatar.boxes[0]
@@ -201,7 +202,9 @@ def test_dub_end_to_end_with_fill_rule_weights(short_clip, tmp_path):
     from avatarlab.face.track import track_video
     from avatarlab.media import probe, read_audio, read_video
 
-    out = wav2lip_dub(short_clip, short_clip, fill_state_dict(Wav2Lip()), tmp_path / "out.mp4")
+    out = wav2lip_dub(
+        short_clip, short_clip, tmp_path / "out.mp4", CPU, model=fill_state_dict(Wav2Lip())
+    )
     info = probe(out)
     assert (info.width, info.height, info.fps, info.n_frames) == (590, 590, 25.0, 50)
     assert info.has_audio

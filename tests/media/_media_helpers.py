@@ -88,3 +88,59 @@ def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> n
     t = np.arange(int(round(seconds * rate))) / rate
     mono = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     return mono if channels == 1 else np.stack([mono * (c + 1) / channels for c in range(channels)])
+
+
+class _PipeOnly:
+    """A write-only file object: PyAV sees an unseekable output (a live stream)."""
+
+    def __init__(self, fh: object) -> None:
+        self.fh = fh
+
+    def write(self, data: bytes) -> int:
+        return self.fh.write(data)  # type: ignore[attr-defined, no-any-return]
+
+
+def long_opus(path: Path, seconds: int, fmt: str = "ogg", stated: bool = True) -> Path:
+    """A mono 48 kHz Opus file of ``seconds`` of a quiet tone at 6 kbps, made fast.
+
+    One second is encoded with libopus and its packets are muxed ``seconds`` times with
+    shifted timestamps (an hour takes about 2 s and 2.6 MB, like the issue's upload).
+    ``stated=False`` writes to an unseekable stream, so a WebM has no duration in its
+    header, as a browser's MediaRecorder produces.
+    """
+    rate = 48_000
+    with path.open("wb") as fh, av.open(fh if stated else _PipeOnly(fh), "w", format=fmt) as out:
+        stream = out.add_stream("libopus", rate=rate, layout="mono")
+        stream.bit_rate = 6000
+        frame = av.AudioFrame.from_ndarray(tone(1.0, rate)[None] / 3, format="flt", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        second = [(bytes(p), p.pts, p.duration) for p in stream.encode(frame)]
+        for i in range(seconds):
+            for data, pts, duration in second:
+                packet = av.Packet(data)
+                packet.pts = packet.dts = pts + i * rate
+                packet.duration = duration
+                packet.time_base = Fraction(1, rate)
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+def huge_png(path: Path, width: int, height: int) -> Path:
+    """A 1-bit black PNG of ``width`` x ``height``: 16000x16000 is about 100 KB, in 0.3 s."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    deflate = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
+    idat = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path

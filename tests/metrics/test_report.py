@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from avatarlab.metrics.pairing import PairPlan
+from avatarlab.metrics.planning import Skip
 from avatarlab.metrics.report import (
     per_frame_table,
     per_video_table,
@@ -18,7 +20,7 @@ from avatarlab.metrics.report import (
     summary_table,
     write_outputs,
 )
-from avatarlab.metrics.runner import ClipResult, EvalResults, PairPlan, Skip
+from avatarlab.metrics.results import ClipResult, EvalResults
 
 
 def _clip(name: str, n: int, psnr: float, extra: bool) -> ClipResult:

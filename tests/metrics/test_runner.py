@@ -1,4 +1,4 @@
-"""The evaluation runner: pairing, timeline resampling, face crops, skips, failures, the pool.
+"""The evaluation end to end: pairing, timeline resampling, face crops, skips, failures, the pool.
 
 A folder of generated pairs is made from the first 2 s of shared clips: ``a`` is the
 reference itself (identical), ``b`` is blurred, resized to 300x300 and re-timed to
@@ -18,17 +18,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from avatarlab.errors import MediaError, OptionError
-from avatarlab.evaluation import evaluate, parse_metric_options, parse_weights
 from avatarlab.metrics import base
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
-from avatarlab.metrics.runner import (
-    audio_envelope,
-    face_crop,
-    match_pairs,
-    plan_metrics,
-    smoothed_boxes,
+from avatarlab.metrics.alignment import audio_envelope
+from avatarlab.metrics.base import (
+    NEUTRAL,
+    EvalContext,
+    Metric,
+    Requirements,
+    register_metric,
 )
-from avatarlab.metrics.syncnet import syncnet_crops
+from avatarlab.metrics.evaluate import evaluate, parse_metric_options, parse_weights
+from avatarlab.metrics.pairing import match_pairs
+from avatarlab.metrics.planning import plan_metrics
 
 SECONDS = 2.0
 METRICS = ["psnr", "ssim", "mae", "lmd", "ma", "head_diversity", "lse"]
@@ -220,9 +221,11 @@ def test_pooled_metrics_merge_states_across_clips(pairs, tmp_path):
     """A set-level metric (state/merge_state) is pooled, not averaged over clips."""
 
     @register_metric("_test_pooled")
-    class Pooled:
+    class Pooled(Metric):
         name = "_test_pooled"
-        requires = Requirements(reference=False, per_clip=False)
+        keys = {"frames": NEUTRAL}
+        requires = Requirements(reference=False)
+        mergeable = True
         conventions = "frame count"
 
         def __init__(self) -> None:
@@ -249,7 +252,7 @@ def test_pooled_metrics_merge_states_across_clips(pairs, tmp_path):
             pairs / "ref", metrics=["_test_pooled"], out_dir=tmp_path, jobs=1, max_plots=0
         )
     finally:
-        del base._METRICS["_test_pooled"]
+        base.METRICS.unregister("_test_pooled")
     assert [res.value(c, "frames") for c in ("a", "b", "c")] == [50.0, 50.0, 50.0]
     assert res.summary["_test_pooled"] == {"frames": 150.0}
     assert res.summary_method["_test_pooled"] == "pooled over 3 clips"
@@ -259,11 +262,12 @@ def test_pooled_metric_keeps_clips_whose_own_compute_fails(pairs, tmp_path):
     """A clip too short for a set-level metric's per-clip value is still pooled (FID/IS)."""
 
     @register_metric("_test_short")
-    class Short:
+    class Short(Metric):
         name = "_test_short"
-        requires = Requirements(reference=False, per_clip=False)
+        requires = Requirements(reference=False)
+        mergeable = True
         conventions = "frame count, needs > 60 frames"
-        keys = ("frames",)
+        keys = {"frames": NEUTRAL}
 
         def __init__(self) -> None:
             self.reset()
@@ -303,7 +307,8 @@ def test_pooled_metric_keeps_clips_whose_own_compute_fails(pairs, tmp_path):
             max_plots=0,
         )
     finally:
-        del base._METRICS["_test_short"], base._METRICS["_test_pooled_only"]
+        base.METRICS.unregister("_test_short")
+        base.METRICS.unregister("_test_pooled_only")
     for name in ("_test_short", "_test_pooled_only"):
         assert res.summary[name] == {"frames": 150.0}
         assert res.summary_method[name] == "pooled over 3 clips"
@@ -316,25 +321,6 @@ def test_pooled_metric_keeps_clips_whose_own_compute_fails(pairs, tmp_path):
     table = pq.read_table(tmp_path / "per_video.parquet").to_pydict()
     for col in ("frames", "_test_pooled_only.frames"):  # NaN cells, column kept
         assert len(table[col]) == 3 and all(v is None or math.isnan(v) for v in table[col])
-
-
-def test_smoothed_box_crops_equal_syncnet_crops():
-    """Cropping frame by frame with the smoothed boxes gives syncnet_crops' pixels."""
-    rng = np.random.default_rng(0)
-    for n, (h, w) in ((30, (300, 320)), (8, (200, 180))):
-        frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        centre = np.array([w / 2, h / 2]) + np.cumsum(rng.normal(0, 8, (n, 2)), 0)
-        half = rng.uniform(30, 90, n)
-        boxes = np.stack(
-            [centre[:, 0] - half, centre[:, 1] - 1.1 * half, centre[:, 0] + half,
-             centre[:, 1] + 0.9 * half], axis=1,
-        ).astype(np.float32)  # fmt: skip
-        boxes[3:5] = np.nan  # missed detections are interpolated
-        boxes[-1] = [w - 20, h - 30, w + 100, h + 80]  # partly outside the frame
-        ours = np.stack(
-            [face_crop(f, b) for f, b in zip(frames, smoothed_boxes(boxes), strict=True)]
-        )
-        np.testing.assert_array_equal(ours, syncnet_crops(frames, boxes))
 
 
 def test_audio_envelope_is_the_rms_per_frame():
@@ -388,7 +374,7 @@ def test_plan_validates_names_options_and_weights(no_weights):
 def test_unusable_output_folder_fails_before_any_clip_is_scored(tmp_path, monkeypatch):
     import re
 
-    import avatarlab.evaluation as ev
+    import avatarlab.metrics.evaluate as ev
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("clips were scored before the output folder was checked")

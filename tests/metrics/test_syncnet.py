@@ -23,6 +23,7 @@ from avatarlab.engines._fill import fill_state_dict
 from avatarlab.errors import CheckpointError, MissingWeightsError, OptionError
 from avatarlab.metrics import syncnet as sn
 from avatarlab.metrics.base import EvalContext, create_metric
+from avatarlab.metrics.crops import face_crops
 
 FORWARD_TOL = 1e-4  # fixtures README
 EVAL_TOL = 1e-2
@@ -224,16 +225,16 @@ def test_wrong_frame_size_is_refused():
         sn.evaluate_sync(np.zeros((10, 96, 96, 3), np.uint8), np.zeros(6400), _CodeModel())
 
 
-def test_syncnet_crops_follow_run_pipeline_geometry():
+def test_face_crops_follow_run_pipeline_geometry():
     yy, xx = np.mgrid[0:400, 0:400]
     frame = np.stack([xx // 2, yy // 2, np.zeros_like(xx)], axis=-1).astype(np.uint8)
     box = np.array([[100.0, 100.0, 200.0, 200.0]])  # half-size 50, centre (150, 150)
-    crop = sn.syncnet_crops(frame[None], box)[0]
+    crop = face_crops(frame[None], box)[0]
     # rows 150-50 .. 150+50*1.8, cols 150-50*1.4 .. 150+50*1.4, resized to 224
     assert abs(int(crop[0, 0, 0]) - 80 // 2) <= 1 and abs(int(crop[0, 0, 1]) - 100 // 2) <= 1
     assert abs(int(crop[-1, -1, 0]) - 219 // 2) <= 1 and abs(int(crop[-1, -1, 1]) - 239 // 2) <= 1
     # a frame without a face takes its neighbours' box, as the reference interpolates tracks
-    two = sn.syncnet_crops(np.stack([frame, frame]), np.vstack([box, [[np.nan] * 4]]))
+    two = face_crops(np.stack([frame, frame]), np.vstack([box, [[np.nan] * 4]]))
     assert np.array_equal(two[1], crop)
 
 

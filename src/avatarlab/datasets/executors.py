@@ -7,8 +7,9 @@ where a task ran; only the order of completion differs, and callers sort.
 
 * ``"local"``: a ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn``
   start method (safe with threads in the parent: PyAV, MediaPipe, Ray), one
-  worker per core by default. Scripts that use it need the usual
-  ``if __name__ == "__main__":`` guard.
+  worker per core by default; ``workers=1`` runs in this process. Scripts that
+  start a pool need the usual ``if __name__ == "__main__":`` guard: without it
+  the executor refuses with an ``OptionError`` naming the line.
 * ``"ray"``: Ray tasks (``num_cpus=1`` each). ``address`` joins an existing
   cluster (``"auto"`` or ``"ray://head:10001"``); without it a local Ray
   instance with ``workers`` CPUs is started and shut down afterwards.
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from avatarlab._pool import Crash, isolated_imap_unordered, resolve_workers
+from avatarlab._pool import Crash, check_main_guard, isolated_imap_unordered, resolve_workers
 from avatarlab.errors import AvatarLabError, OptionError
 
 T = TypeVar("T")
@@ -50,13 +51,20 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """A process pool on this machine (``spawn`` start method), even for one worker,
-    so a crash in native code costs one item, not the run."""
+    """A process pool on this machine (``spawn`` start method), where a crash in
+    native code costs one item, not the run; one worker runs in this process.
+
+    Raises:
+        OptionError: ``workers`` below 1, or a pool started from unguarded
+            top-level code of a script (see :func:`avatarlab._pool.check_main_guard`).
+    """
 
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = resolve_workers(workers)
+        if self.workers > 1:
+            check_main_guard(self.workers)
 
     def imap_unordered(
         self,
@@ -64,7 +72,11 @@ class LocalExecutor:
         items: Iterable[tuple[Any, ...]],
         on_crash: Crash | None = None,
     ) -> Iterator[R]:
-        """Run in ``workers`` processes (see :func:`avatarlab._pool.isolated_imap_unordered`)."""
+        """Run in ``workers`` processes (see :func:`avatarlab._pool.isolated_imap_unordered`),
+        or one after another in this process for one worker."""
+        if self.workers == 1:
+            yield from (fn(*args) for args in items)
+            return
         yield from isolated_imap_unordered(fn, items, self.workers, on_crash)
 
 

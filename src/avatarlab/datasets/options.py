@@ -20,6 +20,15 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
+#: Largest crop side, pixels: 4x the biggest crops the field trains on (512), and a
+#: frame buffer of a few MB (``size=100000`` would allocate 30 GB per frame).
+MAX_SIZE = 2048
+#: Largest output frame rate: above any camera the corpora use (at most 60 fps).
+MAX_FPS = 120.0
+#: Largest output audio rate, Hz.
+MAX_SAMPLE_RATE = 192_000
+
+
 @dataclass(frozen=True)
 class Preset:
     """How a preset stores crops.
@@ -52,10 +61,10 @@ class PrepareOptions:
 
     Attributes:
         preset: output layout, one of :data:`PRESETS` (``wav2lip``, ``hdtf``, ``syncnet``).
-        size: side of the square face crops in pixels.
+        size: side of the square face crops in pixels (16..2048).
         scale: crop side / face box side; ``None`` takes the preset's value.
-        fps: output frame rate.
-        sample_rate: output audio rate (mono).
+        fps: output frame rate (at most 120).
+        sample_rate: output audio rate (mono, at most 192000 Hz).
         min_face: smallest usable face box height, in source pixels.
         max_yaw: largest usable absolute yaw, degrees.
         max_pitch: largest usable absolute pitch, degrees.
@@ -93,10 +102,16 @@ class PrepareOptions:
         if self.preset not in PRESETS:
             raise OptionError(f"preset={self.preset!r}: choose one of {', '.join(PRESETS)}")
         checks = [
-            (self.size >= 16, "size must be >= 16 pixels"),
+            (
+                16 <= self.size <= MAX_SIZE,
+                f"size must be in 16..{MAX_SIZE} pixels, got {self.size}",
+            ),
             (self.scale is None or self.scale > 0, "scale must be > 0"),
-            (self.fps > 0, "fps must be > 0"),
-            (self.sample_rate > 0, "sample_rate must be > 0"),
+            (0 < self.fps <= MAX_FPS, f"fps must be in (0, {MAX_FPS:g}], got {self.fps:g}"),
+            (
+                0 < self.sample_rate <= MAX_SAMPLE_RATE,
+                f"sample_rate must be in 1..{MAX_SAMPLE_RATE} Hz, got {self.sample_rate}",
+            ),
             (self.min_face >= 0, "min_face must be >= 0"),
             (
                 0 < self.max_yaw <= 180 and 0 < self.max_pitch <= 180,

@@ -26,7 +26,8 @@ Per clip:
 Output layout (``OUT`` is the output root)::
 
     OUT/SPEAKER/UTTERANCE/          one folder per clip, renamed into place when complete
-        clip.json                   the clip's result (all segments, kept and dropped)
+        clip.json                   the clip's result (all segments, kept and dropped) and
+                                    the size of every file the clip folder holds
         DONE                        marker: the clip is finished, a re-run skips it
         NN/                         one folder per kept segment (NN = segment index)
             0.jpg 1.jpg ... audio.wav    preset wav2lip (Wav2Lip's preprocessed layout)
@@ -38,11 +39,17 @@ Output layout (``OUT`` is the output root)::
     OUT/run-log.jsonl               one JSON line per run: host, executor, timings
     OUT/prepare-options.json        the options that decide the clip folders, written by the
                                     first run; a later run into OUT must use the same ones
+    OUT/.avatarlab.lock             held by the running run (see avatarlab._outdir)
 
-A clip works in ``OUT/SPEAKER/.UTTERANCE.partial`` and is renamed to its final
-name only when everything is written; a crashed run leaves the partial folder,
-which the next run deletes and redoes. A clip that raises (corrupt file, ...) is
-recorded as ``failed`` with the error and the run continues.
+A run holds the lock on ``OUT``, so a second run into it is refused while the
+first lives. A clip works in ``OUT/SPEAKER/.UTTERANCE.partial.PID`` and is
+renamed to its final name only when everything is written and verified (every
+kept segment holds exactly its frames, audio samples and face rows, and
+``clip.json`` lists the size of each file). A re-run skips a clip only when its
+folder still matches that listing; the partial folders and temporary files of a
+killed run are deleted at the start of the next one, and their clips redone. A
+clip that raises (corrupt file, ...) is recorded as ``failed`` with the error
+and the run continues.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ import shutil
 import socket
 import time
 import traceback
+import wave
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -64,10 +73,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from avatarlab._outdir import output_lock, remove_stale_temps
 from avatarlab._util import atomic_output, make_output_folder, track_progress
-from avatarlab.datasets.executors import EXECUTORS, get_executor
+from avatarlab.datasets.executors import EXECUTORS, Executor, get_executor
 from avatarlab.datasets.manifest import (
+    FILELIST_DIR,
     MANIFEST_NAME,
+    SPLITS,
     round_figure,
     split_of,
     write_filelists,
@@ -85,6 +97,9 @@ OPTIONS_NAME = "prepare-options.json"
 FACES_NAME = "faces.npz"
 AUDIO_NAME = "audio.wav"
 VIDEO_NAME = "video.mp4"
+#: Work folders of clips being written (``.UTTERANCE.partial.PID``) and finished folders
+#: being replaced (``.UTTERANCE.replaced.PID``); what a killed run leaves of them is removed.
+_LEFTOVER = re.compile(r"\..+\.(partial|replaced)(\.\d+)?")
 
 #: Side in pixels of the face crop whose CPBD is the sharpness figure (independent of ``size``).
 QUALITY_SIZE = 128
@@ -141,7 +156,9 @@ class ClipResult:
     ``status``: ``"ok"`` (at least one kept segment), ``"dropped"`` (none; ``reason``
     says why) or ``"failed"`` (an error; ``reason`` holds it). ``fps``: the output
     frame rate the clip was prepared at (0 in results written before it was recorded).
-    ``seconds`` (wall),
+    ``files``: size in bytes of every file of the clip folder (paths relative to it,
+    without ``clip.json`` and ``DONE``), recorded when the outputs were verified;
+    ``None`` in results written before it was recorded. ``seconds`` (wall),
     ``cpu_seconds`` (this process, all threads), ``host`` and ``pid`` describe the
     run and never go to the manifest; ``skipped`` is set when a finished result was
     reused.
@@ -158,6 +175,7 @@ class ClipResult:
     source_duration: float = 0.0
     fps: float = 0.0
     segments: list[SegmentResult] = field(default_factory=list)
+    files: dict[str, int] | None = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     host: str = ""
@@ -529,13 +547,18 @@ def _crop_matrices(boxes: np.ndarray, preset: Preset, size: int, window: int) ->
     return np.stack([square_crop_matrix(cx, cy, side, size) for cx, cy, side in squares])
 
 
+def _audio_samples(n_frames: int, options: PrepareOptions) -> int:
+    """Audio samples that go with ``n_frames`` output frames."""
+    return int(round(n_frames * options.sample_rate / options.fps))
+
+
 def _segment_audio(
     audio: np.ndarray, start: float, n_frames: int, options: PrepareOptions
 ) -> np.ndarray:
     """Exactly ``n_frames / fps`` seconds of ``audio`` from ``start`` (zero-padded at the end)."""
     rate = options.sample_rate
     first = int(round(start * rate))
-    count = int(round(n_frames * rate / options.fps))
+    count = _audio_samples(n_frames, options)
     chunk = audio[first : first + count]
     if len(chunk) < count:
         chunk = np.pad(chunk, (0, count - len(chunk)))
@@ -654,7 +677,7 @@ def _write_faces(render: _Render, analysis: _Analysis, options: PrepareOptions) 
     for k, m in enumerate(render.matrices):
         in_crop[k, :, :2] = apply_affine(m, marks[k, :, :2].astype(np.float64))
         in_crop[k, :, 2] = marks[k, :, 2] * m[0, 0]
-    np.savez(
+    save_npz(
         render.folder / FACES_NAME,
         landmarks=in_crop.astype(np.float16),
         crop_matrix=render.matrices.astype(np.float32),
@@ -665,6 +688,15 @@ def _write_faces(render: _Render, analysis: _Analysis, options: PrepareOptions) 
         fps=np.float64(options.fps),
         size=np.int64(options.size),
     )
+
+
+def save_npz(path: Path, **arrays: np.ndarray | np.generic) -> None:
+    """``np.savez`` with fixed entry dates, so the same arrays give the same bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for key, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(entry, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
 # -- one clip ------------------------------------------------------------------------------------
@@ -719,11 +751,87 @@ def clip_folder(out_dir: str | os.PathLike[str], clip: Clip) -> Path:
     return Path(out_dir) / clip.speaker_id / clip.utterance_id
 
 
-def load_result(folder: Path) -> ClipResult | None:
-    """The result stored in a finished clip folder, or None when it is not finished."""
+def load_result(folder: Path, options: PrepareOptions | None = None) -> ClipResult | None:
+    """The result stored in a finished clip folder, or None when it is not finished.
+
+    A folder counts as finished only when it holds the ``DONE`` marker and exactly
+    the files, with the sizes, that its result lists; results written before the
+    listing was recorded are checked in full against ``options`` when given.
+    """
     if not (folder / DONE_MARKER).is_file():
         return None
-    return ClipResult.from_json((folder / RESULT_NAME).read_text(encoding="utf-8"))
+    try:
+        result = ClipResult.from_json((folder / RESULT_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    if result.files is None:
+        if options is None:
+            return result
+        try:
+            verify_outputs(folder, result, options)
+        except MediaError:
+            return None
+        return result
+    return result if _listing(folder) == result.files else None
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Size of every file below ``folder`` (relative POSIX paths), without the result files."""
+    sizes: dict[str, int] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and rel not in (RESULT_NAME, DONE_MARKER):
+            sizes[rel] = path.stat().st_size
+    return sizes
+
+
+def verify_outputs(folder: Path, result: ClipResult, options: PrepareOptions) -> dict[str, int]:
+    """Check that ``folder`` holds exactly the outputs ``result`` describes; return the listing.
+
+    Every kept segment must hold its ``n_frames`` frames (numbered JPEGs, or an MP4
+    with that many frames), ``n_frames / fps`` seconds of audio (WAV, frames layout)
+    and one ``faces.npz`` row per frame; nothing else may be there.
+
+    Raises:
+        MediaError: a file is missing, extra or incomplete (named in the message).
+    """
+    from avatarlab.media import probe
+
+    kept = {f"{s.index:02d}": s.n_frames for s in result.segments if s.status == "kept"}
+    listing = _listing(folder)
+    frames_layout = options.layout.container == "frames"
+    expected: set[str] = set()
+    for name, n in kept.items():
+        files = [f"{k}.jpg" for k in range(n)] + [AUDIO_NAME] if frames_layout else [VIDEO_NAME]
+        expected.update(f"{name}/{f}" for f in [*files, FACES_NAME])
+    problem = ""
+    if set(listing) != expected:
+        wrong = sorted(set(listing) ^ expected)
+        problem = f"{len(wrong)} files missing or unexpected (first {wrong[0]})"
+    else:
+        for name, n in kept.items():
+            seg = folder / name
+            try:
+                with np.load(seg / FACES_NAME) as faces:
+                    rows = len(faces["source_index"])
+                if frames_layout:
+                    with wave.open(str(seg / AUDIO_NAME)) as wav:
+                        samples = wav.getnframes()
+                    count, want = samples, _audio_samples(n, options)
+                else:
+                    count, want = probe(seg / VIDEO_NAME).n_frames, n
+            except (OSError, ValueError, KeyError, EOFError, wave.Error, MediaError) as err:
+                problem = f"segment {name} is unreadable ({err})"
+                break
+            unit = "audio samples" if frames_layout else "video frames"
+            if rows != n or count != want:
+                problem = (
+                    f"segment {name} has {rows} face rows for {n} frames, {count} of {want} {unit}"
+                )
+                break
+    if problem:
+        raise MediaError(f"{result.key}: the outputs are incomplete: {problem}")
+    return listing
 
 
 def prepare_clip(
@@ -731,12 +839,13 @@ def prepare_clip(
 ) -> ClipResult:
     """Prepare one clip into ``out_dir/SPEAKER/UTTERANCE/`` and return what happened.
 
-    Idempotent: a finished clip (``DONE`` marker) is not redone (unless it failed
-    and ``options.retry_failed``); a partial folder left by a crash is removed and
-    the clip redone. Never raises for a bad clip: errors become a ``failed`` result.
+    Idempotent: a finished clip (``DONE`` marker, files as listed) is not redone
+    (unless it failed and ``options.retry_failed``). The clip is written in a work
+    folder of this process and renamed into place once verified. Never raises for a
+    bad clip: errors become a ``failed`` result.
     """
     final = clip_folder(out_dir, clip)
-    previous = load_result(final)
+    previous = load_result(final, options)
     if previous is not None and not (options.retry_failed and previous.status == "failed"):
         previous.skipped = True
         return previous
@@ -744,18 +853,21 @@ def prepare_clip(
     started, cpu = time.perf_counter(), time.process_time()
     try:
         result = _prepare(clip, options, work)
+        result.fps = options.fps
+        result.files = verify_outputs(work, result, options)
     except Exception as err:  # a bad clip is recorded, never stops the run
         work = _fresh_work_folder(final)
         result = _base_result(clip, "failed", describe_error(err))
-    result.fps = options.fps
+        result.fps = options.fps
+        result.files = {}
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.process_time() - cpu
     return _commit(result, work, final)
 
 
 def _fresh_work_folder(final: Path) -> Path:
-    """An empty ``.UTTERANCE.partial`` folder beside ``final`` (a crashed run's is removed)."""
-    work = final.parent / f".{final.name}.partial"
+    """An empty work folder ``.UTTERANCE.partial.PID`` of this process beside ``final``."""
+    work = final.parent / f".{final.name}.partial.{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -763,14 +875,22 @@ def _fresh_work_folder(final: Path) -> Path:
 
 
 def _commit(result: ClipResult, work: Path, final: Path) -> ClipResult:
-    """Write the result and the DONE marker into ``work``, then rename it to ``final``."""
+    """Write the result and the DONE marker into ``work``, then rename it to ``final``.
+
+    A finished folder already at ``final`` (a retried or damaged clip) is first moved
+    aside to ``.UTTERANCE.replaced.PID``, so ``final`` is always absent or whole.
+    """
     result.host = socket.gethostname()
     result.pid = os.getpid()
     (work / RESULT_NAME).write_text(result.to_json(), encoding="utf-8")
     (work / DONE_MARKER).write_text("", encoding="utf-8")
     if final.exists():
-        shutil.rmtree(final)
-    os.replace(work, final)
+        old = final.parent / f".{final.name}.replaced.{os.getpid()}"
+        os.replace(final, old)
+        os.replace(work, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, final)
     return result
 
 
@@ -784,7 +904,29 @@ def record_crash(args: tuple[Clip, PrepareOptions, Path], error: BaseException) 
     )
     result = _base_result(clip, "failed", reason)
     result.fps = options.fps
+    result.files = {}
     return _commit(result, _fresh_work_folder(final), final)
+
+
+def remove_leftovers(out: Path, clips: list[Clip]) -> None:
+    """Delete what a killed run left in ``out``: clip work folders, folders being
+    replaced, and the temporaries of the manifest, file lists and options file.
+
+    Call only while holding the output lock (no live writer may own them).
+    """
+    remove_stale_temps(
+        [
+            out / MANIFEST_NAME,
+            out / OPTIONS_NAME,
+            *(out / FILELIST_DIR / f"{split}.txt" for split in SPLITS),
+        ]
+    )
+    for parent in sorted({clip_folder(out, clip).parent for clip in clips}):
+        if not parent.is_dir():
+            continue
+        for entry in os.scandir(parent):
+            if _LEFTOVER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
 
 
 def check_output_options(out: Path, options: PrepareOptions) -> None:
@@ -830,7 +972,9 @@ class PrepareSummary:
     ``processed``: clips run now; ``skipped``: finished earlier; ``video_seconds``:
     source duration of the processed clips; ``wall_seconds``: time spent running
     them; ``cpu_seconds``: CPU time the workers spent on them (all threads);
-    ``splits``: kept segments per split.
+    ``splits``: kept segments per split; ``problem``: empty when at least one
+    segment was kept, else one line saying why nothing was produced (every clip
+    failed, or every clip was dropped), for callers that must fail the run.
     """
 
     out_dir: Path
@@ -847,6 +991,12 @@ class PrepareSummary:
     executor: str
     workers: int
     splits: dict[str, int]
+    problem: str = ""
+
+    @property
+    def all_failed(self) -> bool:
+        """Every clip of the corpus failed (none was prepared or dropped)."""
+        return self.clips > 0 and self.failed == self.clips
 
     @property
     def clips_per_second(self) -> float:
@@ -899,18 +1049,32 @@ def prepare(
             f"no clips found under {src_path} with the {dataset!r} reader: check the path, "
             "or pick the reader matching its layout (avatarlab datasets list)"
         )
+    runner = get_executor(executor, workers, address)
     make_output_folder(out_path)
-    check_output_options(out_path, options)
+    with output_lock(out_path, "prepare"):
+        remove_leftovers(out_path, clips)
+        check_output_options(out_path, options)
+        return _run(clips, runner, src_path, out_path, options, dataset)
+
+
+def _run(
+    clips: list[Clip],
+    runner: Executor,
+    src_path: Path,
+    out_path: Path,
+    options: PrepareOptions,
+    dataset: str,
+) -> PrepareSummary:
+    """The body of :func:`prepare`, run while holding the output folder's lock."""
     results: dict[str, ClipResult] = {}
     todo: list[Clip] = []
     for clip in clips:
-        previous = load_result(clip_folder(out_path, clip))
+        previous = load_result(clip_folder(out_path, clip), options)
         if previous is not None and not (options.retry_failed and previous.status == "failed"):
             previous.skipped = True
             results[clip.key] = previous
         else:
             todo.append(clip)
-    runner = get_executor(executor, workers, address)
     began = datetime.now(UTC)
     started = time.perf_counter()
     jobs = ((clip, options, out_path) for clip in todo)
@@ -926,6 +1090,7 @@ def prepare(
     table = write_manifest(rows, out_path / MANIFEST_NAME)
     splits = write_filelists(table, out_path)
     processed = [r for r in ordered if not r.skipped]
+    kept = sum(s.status == "kept" for r in ordered for s in r.segments)
     summary = PrepareSummary(
         out_dir=out_path,
         clips=len(clips),
@@ -934,16 +1099,34 @@ def prepare(
         ok=sum(r.status == "ok" for r in ordered),
         dropped=sum(r.status == "dropped" for r in ordered),
         failed=sum(r.status == "failed" for r in ordered),
-        kept_segments=sum(s.status == "kept" for r in ordered for s in r.segments),
+        kept_segments=kept,
         video_seconds=sum(r.source_duration for r in processed),
         wall_seconds=wall,
         cpu_seconds=sum(r.cpu_seconds for r in processed),
         executor=runner.name,
         workers=runner.workers,
         splits=splits,
+        problem="" if kept else _nothing_produced(ordered),
     )
     _append_run_log(out_path, summary, began, processed, str(src_path), dataset, options)
     return summary
+
+
+def _nothing_produced(results: list[ClipResult]) -> str:
+    """One line saying why no clip of ``results`` gave a kept segment."""
+    failed = [r for r in results if r.status == "failed"]
+    if len(failed) == len(results):
+        first = failed[0]
+        return f"every clip failed ({len(failed)} of {len(failed)}); first: {first.key}: {first.reason}"
+    reasons: dict[str, int] = {}
+    for r in results:
+        if r.status != "failed":
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    why = ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items()))
+    return (
+        f"no clip gave a usable segment: {len(results) - len(failed)} dropped ({why}), "
+        f"{len(failed)} failed"
+    )
 
 
 def _append_run_log(
@@ -985,5 +1168,9 @@ def _append_run_log(
             for r in processed
         ],
     }
-    with open(out / RUN_LOG_NAME, "a", encoding="utf-8") as log:
-        log.write(json.dumps(entry) + "\n")
+    line = (json.dumps(entry) + "\n").encode("utf-8")
+    fd = os.open(out / RUN_LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line)  # one write: a killed run never leaves half a line
+    finally:
+        os.close(fd)

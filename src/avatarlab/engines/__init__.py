@@ -1,1 +1,79 @@
-"""avatarlab.engines"""
+"""Talking-head engines as plug-ins: the protocol, the registry and the built-in engines.
+
+    from avatarlab.engines import get_engine, list_engines, engine_options
+    engine = get_engine("wav2lip", {"checkpoint": "wav2lip_gan.pth", "batch_size": 32})
+
+Built-in engines (``warp``, ``wav2lip``) are registered lazily: listing them or
+reading their options (``WarpOptions``, ``Wav2LipOptions``) imports neither OpenCV
+nor torch. Add an engine with :func:`register_engine` or the ``avatarlab.engines``
+entry-point group; nothing in the tasks layer, the CLI or the server names engines.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from avatarlab.engines.base import (
+    ENGINES,
+    Avatar,
+    Driver,
+    Engine,
+    Frame,
+    Source,
+    engine_options,
+    get_engine,
+    lazy_engine,
+    list_engines,
+    register_engine,
+    resolve_engine_options,
+    unregister_engine,
+)
+
+if TYPE_CHECKING:
+    from avatarlab.engines.warp.options import WarpOptions
+    from avatarlab.engines.wav2lip.options import Wav2LipOptions
+
+lazy_engine(
+    "warp", "avatarlab.engines.warp.engine:WarpEngine", "avatarlab.engines.warp.options:WarpOptions"
+)
+lazy_engine(
+    "reenact",
+    "avatarlab.engines.reenact.engine:ReenactEngine",
+    "avatarlab.engines.reenact.options:FaceReenactOptions",
+)
+lazy_engine(
+    "wav2lip",
+    "avatarlab.engines.wav2lip.engine:Wav2LipEngine",
+    "avatarlab.engines.wav2lip.options:Wav2LipOptions",
+)
+
+_LAZY = {
+    "WarpOptions": "avatarlab.engines.warp.options",
+    "Wav2LipOptions": "avatarlab.engines.wav2lip.options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ENGINES",
+    "Avatar",
+    "Driver",
+    "Engine",
+    "Frame",
+    "Source",
+    "WarpOptions",
+    "Wav2LipOptions",
+    "engine_options",
+    "get_engine",
+    "lazy_engine",
+    "list_engines",
+    "register_engine",
+    "resolve_engine_options",
+    "unregister_engine",
+]

@@ -14,21 +14,25 @@ soon as they are ready::
     for frames in engine.render_stream(avatar, chunks, sample_rate=16000):
         send(frames)                                 # list of frames per chunk
 
-Engines are chosen by name (:func:`get_engine`); each lives in its own package
-and is imported only when asked for.
+Engines are plug-ins: each lives in its own package and registers itself with
+:func:`register_engine`; :func:`get_engine` builds one by name, and
+:func:`engine_options` gives its options class without importing the engine (so the
+command line builds its flags without torch). Another package adds an engine
+through the ``avatarlab.engines`` entry-point group.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from avatarlab.errors import OptionError
+from avatarlab.registry import Registry
 
 if TYPE_CHECKING:
     from avatarlab.speech import SpeechAnalysis
@@ -93,17 +97,46 @@ class Driver:
 
 
 @runtime_checkable
+class Avatar(Protocol):
+    """A source analysed by :meth:`Engine.prepare`, reused by every render."""
+
+    @property
+    def fps(self) -> float:
+        """Frame rate of the rendered frames (a portrait's option, or a video's own rate)."""
+        ...
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of every rendered frame."""
+        ...
+
+    def describe(self) -> list[str]:
+        """Human notes on what the engine chose, e.g. ``"mouth interior: source"``."""
+        ...
+
+
+@runtime_checkable
 class Engine(Protocol):
     """A talking-head generator.
 
-    ``prepare`` analyses a source once and returns an engine-specific avatar;
+    ``Options`` is a frozen dataclass whose fields all have defaults, each with a doc
+    line in its ``Attributes:`` section and checked in ``__post_init__`` (raising
+    ``OptionError``): the command line makes one flag of each field. ``still_only``
+    names the option fields that apply to still portraits only (a video source keeps
+    its own frame rate and motion), so setting one for a video is an error.
+
+    ``prepare`` analyses a source once and returns an :class:`Avatar`;
     ``render`` yields one frame per output frame at the avatar's ``fps``;
     ``render_stream`` takes audio chunks and yields, for each chunk, the list of
     frames that became ready (possibly empty), then the remaining frames once the
     chunks run out.
     """
 
-    name: str
+    name: ClassVar[str]
+    Options: ClassVar[type]
+    still_only: ClassVar[frozenset[str]]
+
+    def __init__(self, options: Any = None) -> None: ...
 
     def prepare(self, source: Source) -> Any:
         """Analyse a portrait or video; the result is reused by every render."""
@@ -120,28 +153,105 @@ class Engine(Protocol):
         ...
 
 
-#: Engine name -> "module:attribute" of its class, imported on first use.
-ENGINES: dict[str, str] = {
-    "warp": "avatarlab.engines.warp:WarpEngine",
-    "wav2lip": "avatarlab.engines.wav2lip:Wav2LipEngine",
-}
+ENGINES: Registry[type[Engine]] = Registry("engine", entry_points="avatarlab.engines")
+"""Engine name -> engine class (built-ins registered lazily, see :mod:`avatarlab.engines`)."""
+
+_OPTIONS: Registry[type] = Registry("engine")
+"""Engine name -> its ``Options`` class, for engines that registered it apart (lazily)."""
+
+E = TypeVar("E", bound=type)
+
+
+def register_engine(name: str) -> Callable[[E], E]:
+    """Class decorator: register an engine (with its ``Options``) under ``name``."""
+
+    def add(cls: E) -> E:
+        ENGINES.register(name, cls)
+        _OPTIONS.register(name, cls.Options)  # type: ignore[attr-defined]
+        return cls
+
+    return add
+
+
+def lazy_engine(name: str, engine: str, options: str) -> None:
+    """Register an engine by ``"module:Class"`` paths, imported on first use.
+
+    ``options`` points at its ``Options`` class in a light module, so listing engines
+    and their options imports neither the engine nor its dependencies.
+    """
+    ENGINES.lazy(name, engine)
+    _OPTIONS.lazy(name, options)
+
+
+def unregister_engine(name: str) -> None:
+    """Remove engine ``name`` (tests that register toy engines clean up with this)."""
+    ENGINES.unregister(name)
+    _OPTIONS.unregister(name)
 
 
 def list_engines() -> list[str]:
     """Names accepted by :func:`get_engine`."""
-    return sorted(ENGINES)
+    return ENGINES.names()
 
 
-def get_engine(name: str, **kwargs: Any) -> Engine:
-    """Create the engine called ``name``; ``kwargs`` go to its constructor.
+def engine_options(name: str) -> type:
+    """The ``Options`` dataclass of the engine called ``name`` (unknown: ``OptionError``)."""
+    if name in _OPTIONS.names():
+        return _OPTIONS.get(name)
+    return ENGINES.get(name).Options
+
+
+def option_fields(cls: type) -> list[str]:
+    """Field names of an options dataclass, in declaration order."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def resolve_engine_options(name: str, options: object = None) -> Any:
+    """``options`` as an instance of engine ``name``'s ``Options``.
+
+    ``options`` is ``None`` (the defaults), an ``Options`` instance, or a mapping of
+    field values (lists become tuples, as TOML and JSON have no tuples).
 
     Raises:
-        OptionError: unknown name.
+        OptionError: unknown engine, a field the engine does not have (naming the
+            engine's options), a bad value, or an instance of another class.
     """
-    target = ENGINES.get(name)
-    if target is None:
-        raise OptionError(f"unknown engine {name!r}: use one of {', '.join(list_engines())}")
-    module_name, attr = target.split(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    engine: Engine = cls(**kwargs)
+    cls = engine_options(name)
+    if options is None:
+        return cls()
+    if isinstance(options, cls):
+        return options
+    if not isinstance(options, Mapping):
+        raise OptionError(
+            f"engine {name!r} takes {cls.__name__} or a dict of its fields, "
+            f"got {type(options).__name__}"
+        )
+    known = option_fields(cls)
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        raise OptionError(
+            f"engine {name!r} has no option {', '.join(map(str, unknown))}: "
+            f"its options are {', '.join(known) or 'none'}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return cls(**values)
+
+
+def set_fields(options: object) -> list[str]:
+    """Fields of a dataclass instance whose value differs from the field's default."""
+    out = []
+    for f in dataclasses.fields(options):  # type: ignore[arg-type]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if getattr(options, f.name) != default:
+            out.append(f.name)
+    return out
+
+
+def get_engine(name: str, options: object = None) -> Engine:
+    """Create the engine called ``name`` with ``options`` (see :func:`resolve_engine_options`).
+
+    Raises:
+        OptionError: unknown name or bad options.
+    """
+    engine: Engine = ENGINES.get(name)(resolve_engine_options(name, options))
     return engine

@@ -1,12 +1,15 @@
 """Media in and out: decode frames and audio, resample, encode and mux, Wav2Lip mel features.
 
 Frames are RGB uint8 ``(H, W, 3)`` in display orientation; audio is float32 in
-[-1, 1], mono ``(N,)`` or ``(C, N)``, at a stated sample rate. All decoding and
+[-1, 1], mono ``(N,)`` or ``(C, N)``, at a stated sample rate. Pictures over
+``MAX_IMAGE_PIXELS`` (50 megapixels) are refused from their header with
+``MediaLimitError``, before anything is decoded. All decoding and
 encoding goes through PyAV (FFmpeg); errors surface as ``MediaError`` and its
 subclasses, never as ``av.error``.
 """
 
 from avatarlab.errors import MediaError, NoAudioError, NoVideoError
+from avatarlab.media._open import MAX_IMAGE_PIXELS, MediaLimitError
 from avatarlab.media.audio import (
     SPEECH_RATE,
     read_audio,
@@ -27,11 +30,13 @@ from avatarlab.media.video import Video, iter_frames, read_image, read_video
 from avatarlab.media.writer import VideoWriter, mux_audio, write_video
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "MEL_STEP_SIZE",
     "SPEECH_RATE",
     "WAV2LIP_MEL",
     "MediaError",
     "MediaInfo",
+    "MediaLimitError",
     "MelParams",
     "NoAudioError",
     "NoVideoError",

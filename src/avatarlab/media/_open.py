@@ -15,6 +15,17 @@ import av
 
 from avatarlab.errors import MediaError
 
+#: Largest picture avatarlab decodes, in pixels (width x height), for still images and
+#: video frames alike: 50 megapixels (8660x5773, or about a 50 MP camera's photo) is
+#: 150 MB as RGB. Larger files are refused from their header, before any decoding, so a
+#: small compressed file (a 400 KB PNG can hold 16000x16000) cannot exhaust memory.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+class MediaLimitError(MediaError):
+    """Valid media over a stated limit (pixels, seconds), refused before it is decoded whole."""
+
+
 # Still images are read with Pillow (EXIF orientation, palette/alpha handling); every
 # other extension goes through PyAV. Animated GIFs are deliberately treated as video.
 IMAGE_SUFFIXES = frozenset(
@@ -39,6 +50,29 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def check_pixels(path: object, width: int, height: int, what: str = "image") -> None:
+    """Raise MediaLimitError when a ``width`` x ``height`` picture exceeds MAX_IMAGE_PIXELS."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise MediaLimitError(
+            f"{path}: the {what} is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+            f"at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are read: scale it down first"
+        )
+
+
+def av_reason(exc: av.FFmpegError) -> str:
+    """FFmpeg's reason for ``exc`` as readable words, without its errno or file name.
+
+    PyAV's ``str()`` reads ``[Errno 1094995529] Invalid data found ...: '/path'``: the
+    number is an AVERROR tag, not an OS errno, and the path is named by our message.
+    """
+    reason = str(exc.strerror or type(exc).__name__)
+    reason = reason[:1].lower() + reason[1:]
+    log = getattr(exc, "log", None)
+    if log and len(log) >= 3 and log[2]:  # (level, component, message) of FFmpeg's last log
+        reason += f" ({str(log[2]).strip()})"
+    return reason
+
+
 _WRITE_ACTIONS = frozenset({"write", "create"})
 
 
@@ -55,7 +89,7 @@ def av_errors(path: str | os.PathLike[str], action: str = "read") -> Iterator[No
             else "the file may be truncated, corrupt or not media; check that it plays in a "
             "media player or re-encode it with ffmpeg"
         )
-        raise MediaError(f"cannot {action} {path}: {exc}; {hint}") from exc
+        raise MediaError(f"cannot {action} {path}: {av_reason(exc)}; {hint}") from exc
 
 
 def full_index(stream: av.stream.Stream) -> int:

@@ -13,16 +13,28 @@ import numpy as np
 
 from avatarlab._util import atomic_output
 from avatarlab.errors import MediaError, NoAudioError
-from avatarlab.media._open import av_errors, full_index, is_image_path, open_input
+from avatarlab.media._open import (
+    MediaLimitError,
+    av_errors,
+    full_index,
+    is_image_path,
+    open_input,
+)
 
 #: Sample rate most speech models (Wav2Lip, SyncNet, VAD, ASR) expect.
 SPEECH_RATE = 16000
 #: soxr quality preset used everywhere; librosa's default ``res_type`` is the same.
 SOXR_QUALITY = "HQ"
+#: Seconds a container's stated duration may exceed ``max_seconds`` before it is refused
+#: unread (encoder padding and rounding: the decoded length is then checked exactly).
+DURATION_SLACK_S = 1.0
 
 
 def read_audio(
-    path: str | os.PathLike[str], sample_rate: int | None = SPEECH_RATE, mono: bool = True
+    path: str | os.PathLike[str],
+    sample_rate: int | None = SPEECH_RATE,
+    mono: bool = True,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """Decode the first audio stream of ``path`` (wav, mp3, aac, m4a, mp4, ...).
 
@@ -30,27 +42,37 @@ def read_audio(
         path: any file FFmpeg decodes that has an audio stream.
         sample_rate: resample to this rate (soxr HQ); ``None`` keeps the native rate.
         mono: average the channels (as ``librosa.load`` does).
+        max_seconds: refuse audio longer than this (see :func:`read_audio_with_rate`).
 
     Returns:
         float32 in [-1, 1]: ``(N,)`` when ``mono``, else ``(C, N)``.
 
     Raises:
         NoAudioError: the file has no audio stream (e.g. a silent video or an image).
+        MediaLimitError: the audio is longer than ``max_seconds``.
         MediaError: missing, unreadable or empty file.
     """
-    audio, rate = read_audio_with_rate(path, mono=mono)
+    audio, rate = read_audio_with_rate(path, mono=mono, max_seconds=max_seconds)
     if sample_rate is not None and sample_rate != rate:
         audio = resample(audio, rate, sample_rate)
     return audio
 
 
-def read_audio_with_rate(path: str | os.PathLike[str], mono: bool = True) -> tuple[np.ndarray, int]:
+def read_audio_with_rate(
+    path: str | os.PathLike[str], mono: bool = True, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """Decode audio at its native rate; returns ``(audio, sample_rate)``.
 
     Sample 0 sits at time 0 of the container, the same origin as
     :func:`avatarlab.media.iter_frames` timestamps: when the audio stream starts
     later than the container, the gap is filled with silence, so audio and frame
     times stay in sync.
+
+    ``max_seconds`` bounds the memory a small file can claim (an hour of Opus is 2 MB
+    but 700 MB decoded): a container whose header states a longer duration is refused
+    unread, and decoding stops as soon as the samples (with any leading gap) pass the
+    limit, for files whose header is missing (live WebM) or lies. Raises
+    :class:`MediaLimitError` in both cases.
     """
     if is_image_path(path):
         raise NoAudioError(f"{path} is a still image and has no audio: pass an audio or video file")
@@ -60,6 +82,8 @@ def read_audio_with_rate(path: str | os.PathLike[str], mono: bool = True) -> tup
                 f"{path} has no audio stream: pass a file with sound, or give the audio separately"
             )
         stream = container.streams.audio[0]
+        if max_seconds is not None:
+            _check_stated_duration(path, container, stream, max_seconds)
         rate = int(stream.codec_context.sample_rate or 0)
         # Convert every decoded frame to planar float32, keeping rate and layout.
         converter = av.AudioResampler(format="fltp")
@@ -67,6 +91,8 @@ def read_audio_with_rate(path: str | os.PathLike[str], mono: bool = True) -> tup
         first_time: float | None = None
         end_pts: int | None = None  # end of the last packet: AAC pads its final frame
         packets = 0
+        decoded = 0  # samples per channel
+        origin = 0.0 if container.start_time is None else container.start_time / av.time_base
         for packet in container.demux(stream):
             packets += packet.size > 0
             if packet.pts is not None and packet.duration:
@@ -76,9 +102,16 @@ def read_audio_with_rate(path: str | os.PathLike[str], mono: bool = True) -> tup
                 if first_time is None and frame.pts is not None and frame.time_base is not None:
                     first_time = float(frame.pts * frame.time_base)
                 rate = frame.sample_rate or rate
+                decoded += frame.samples
+                if max_seconds is not None and rate > 0:
+                    lead_s = 0.0 if first_time is None else max(first_time - origin, 0.0)
+                    if lead_s + decoded / rate > max_seconds + DURATION_SLACK_S:
+                        raise MediaLimitError(
+                            f"{path} is longer than {max_seconds:g} s (decoding stopped there); "
+                            f"at most {max_seconds:g} s is read: trim it or split it"
+                        )
                 chunks.extend(c.to_ndarray() for c in converter.resample(frame))
         chunks.extend(c.to_ndarray() for c in converter.resample(None))
-        origin = 0.0 if container.start_time is None else container.start_time / av.time_base
         time_base = stream.time_base
         if packets < full_index(stream):
             raise MediaError(
@@ -100,9 +133,32 @@ def read_audio_with_rate(path: str | os.PathLike[str], mono: bool = True) -> tup
     lead = 0 if first_time is None else int(round((first_time - origin) * rate))
     if lead > 0:
         audio = np.pad(audio, ((0, 0), (lead, 0)))
+    if max_seconds is not None and audio.shape[1] / rate > max_seconds:
+        raise MediaLimitError(
+            f"{path} is {audio.shape[1] / rate:.1f} s long; at most {max_seconds:g} s is read: "
+            "trim it or split it"
+        )
     if mono:
         return audio.mean(axis=0, dtype=np.float32), rate
     return np.ascontiguousarray(audio), rate
+
+
+def _check_stated_duration(
+    path: object,
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    max_seconds: float,
+) -> None:
+    """Refuse, before decoding, a file whose header says it is longer than ``max_seconds``."""
+    stated = None
+    if stream.duration is not None and stream.time_base is not None:
+        stated = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        stated = container.duration / av.time_base
+    if stated is not None and stated > max_seconds + DURATION_SLACK_S:
+        raise MediaLimitError(
+            f"{path} is {stated:.1f} s long; at most {max_seconds:g} s is read: trim it or split it"
+        )
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -9,8 +9,14 @@ from pathlib import Path
 import av
 
 from avatarlab.errors import MediaError
-from avatarlab.media._open import check_exists, full_index, is_image_path, open_input
-from avatarlab.media.video import display_rotation
+from avatarlab.media._open import (
+    check_exists,
+    check_pixels,
+    full_index,
+    is_image_path,
+    open_input,
+)
+from avatarlab.media.video import display_rotation, open_image
 
 _EXIF_ORIENTATION = 0x0112
 #: EXIF orientations that swap width and height (transpose / rotate 90 / transverse / 270).
@@ -59,6 +65,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     and otherwise from counting demuxed video packets, so it is exact either way.
 
     Raises:
+        MediaLimitError: a picture (image or video frame) over ``MAX_IMAGE_PIXELS``,
+            found from the header alone.
         MediaError: the file is missing or is not media FFmpeg/Pillow can read.
     """
     p = check_exists(path)
@@ -78,6 +86,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             video_codec = video.codec_context.name
             rate = video.average_rate or video.guessed_rate
             fps = float(rate) if rate else 0.0
+            check_pixels(p, video.codec_context.width, video.codec_context.height, "video frame")
             first = _first_frame(container, video)
             rotation = display_rotation(first) if first is not None else 0
             width, height = video.codec_context.width, video.codec_context.height
@@ -117,17 +126,10 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 def _probe_image(p: Path) -> MediaInfo:
     """Header-only facts about a still image (no pixel decoding)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(p) as img:
-            width, height = img.size
-            codec = (img.format or p.suffix.lstrip(".")).lower()
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise MediaError(
-            f"cannot read image {p}: {exc}. Check that it opens in an image viewer"
-        ) from exc
+    with open_image(p) as img:
+        width, height = img.size
+        codec = (img.format or p.suffix.lstrip(".")).lower()
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     if orientation in _EXIF_TRANSPOSED:
         width, height = height, width
     return MediaInfo(

@@ -9,7 +9,10 @@ ffprobe's ``pts_time``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,14 +25,19 @@ from av.video.reformatter import VideoReformatter
 from avatarlab._util import track_progress
 from avatarlab.errors import MediaError, NoVideoError
 from avatarlab.media._open import (
+    MAX_IMAGE_PIXELS,
+    MediaLimitError,
     av_errors,
     check_exists,
+    check_pixels,
     full_index,
     is_image_path,
     open_input,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
 # Frames whose timestamp is within this many seconds before ``start`` still count as
@@ -61,24 +69,55 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     EXIF orientation is applied; grayscale, palette, 16-bit and RGBA images are
     converted to RGB (alpha dropped, as ``cv2.imread`` does). Non-image files with a frame (e.g. a video) return their
     first frame.
+
+    Raises:
+        MediaLimitError: the picture has more than ``MAX_IMAGE_PIXELS`` pixels (checked
+            from the header, before decoding).
+        MediaError: missing, unreadable or empty file.
     """
     p = check_exists(path)
     if not is_image_path(p):
         for frame, _ in iter_frames(p):
             return frame
         raise MediaError(f"{p} has no frames: pass an image or a non-empty video")
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    try:
-        with Image.open(p) as img:
-            rgb = _pil_rgb(ImageOps.exif_transpose(img))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise MediaError(
-            f"cannot read image {p}: {exc}. Check that it opens in an image viewer"
-        ) from exc
+    with open_image(p) as img:
+        rgb = _pil_rgb(ImageOps.exif_transpose(img))
     if rgb.size == 0:
         raise MediaError(f"{p} is an empty image (size {rgb.shape[1]}x{rgb.shape[0]})")
     return np.ascontiguousarray(rgb)
+
+
+@contextlib.contextmanager
+def open_image(p: Path) -> Iterator[Image.Image]:
+    """Open ``p`` with Pillow (lazily: only the header is read) after checking its size.
+
+    Inside the block, Pillow's warnings (palette transparency, odd EXIF, decompression
+    bomb) stay off the console and its errors become MediaError; a picture over
+    ``MAX_IMAGE_PIXELS`` (below Pillow's own bomb limits) is :class:`MediaLimitError`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(p) as img:
+                check_pixels(p, *img.size)
+                yield img
+        except Image.DecompressionBombError as exc:
+            # Over twice Pillow's limit, Image.open refuses before we see the size; its
+            # message states the pixel count.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too large"
+            raise MediaLimitError(
+                f"{p}: the image is {size}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
+                "are read: scale it down first"
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise MediaError(
+                f"cannot read image {p}: {exc}. Check that it opens in an image viewer"
+            ) from exc
 
 
 def _pil_rgb(img: Image.Image) -> np.ndarray:
@@ -115,6 +154,7 @@ def _video_stream(container: av.container.InputContainer, path: object) -> av.Vi
             f"{path} has no video stream (audio-only or data file): pass a video or an image"
         )
     stream = container.streams.video[0]
+    check_pixels(path, stream.codec_context.width, stream.codec_context.height, "video frame")
     # Frame threading decodes several frames in parallel; slice threading helps
     # single large frames. AUTO lets FFmpeg use both where the codec allows.
     stream.thread_type = "AUTO"

@@ -37,7 +37,7 @@ def as_batch(frames: np.ndarray, what: str = "frames", channels: int | None = 3)
 def check_pair(pred: np.ndarray, ref: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Batches of a prediction and its reference, which must have the same shape and dtype."""
     if ref is None:
-        raise OptionError("this metric compares with a reference video: pass --ref")
+        raise OptionError("this metric compares with a reference video: pass one (ref)")
     p = as_batch(pred, "pred")
     r = as_batch(ref, "ref")
     if p.shape != r.shape:

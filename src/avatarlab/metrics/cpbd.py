@@ -33,7 +33,7 @@ import numpy as np
 
 from avatarlab.errors import OptionError
 from avatarlab.metrics._frames import as_batch
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import HIGHER, EvalContext, Metric, Requirements, register_metric
 
 #: The package's constants: block side, edge-block threshold, Weibull beta, JNB widths.
 BLOCK = 64
@@ -179,7 +179,7 @@ def cpbd(frames: np.ndarray) -> np.ndarray:
 
 
 @register_metric("cpbd")
-class CPBDMetric:
+class CPBDMetric(Metric):
     """CPBD sharpness of the predicted frames (no reference needed), mean over frames.
 
     ``include_reference=True`` also scores the reference frames (``cpbd_ref``), the
@@ -187,6 +187,8 @@ class CPBDMetric:
     """
 
     name = "cpbd"
+    keys = {"cpbd": HIGHER, "cpbd_ref": HIGHER.only("include_reference=True")}
+    requires = Requirements(reference=False)
     conventions = (
         "CPBD (cpbd package 1.0.7): PIL 'L' gray 0..255, skimage Canny sigma 1 for 64x64 edge "
         "blocks (>0.2 % edges), Sobel-x widths, beta 3.6, JNB 5/3, share of P(blur) < 64 %"

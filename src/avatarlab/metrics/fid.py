@@ -36,7 +36,15 @@ from scipy import linalg
 
 from avatarlab.errors import OptionError
 from avatarlab.metrics._frames import as_batch
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import (
+    HIGHER,
+    LOWER,
+    NEUTRAL,
+    EvalContext,
+    Metric,
+    Requirements,
+    register_metric,
+)
 from avatarlab.weights import Checkpoint, load_into, register, register_architecture
 
 if TYPE_CHECKING:
@@ -215,12 +223,12 @@ def inception_score(
     return float(np.mean(scores)), float(np.std(scores))
 
 
-class _InceptionMetric:
+class _InceptionMetric(Metric):
     requires = Requirements(reference=True, weights=(FID_INCEPTION.name,))
     #: Set-level scores: the runner pools the clips' states and skips per-clip values
     #: (NaN under ``keys`` in the per-clip tables).
+    mergeable = True
     pooled_only = True
-    keys: tuple[str, ...] = ()
 
     def __init__(
         self, weights: str | None = None, batch_size: int = BATCH_SIZE, device: str | None = None
@@ -250,7 +258,7 @@ class FIDMetric(_InceptionMetric):
     """
 
     name = "fid"
-    keys = ("fid",)
+    keys = {"fid": LOWER}
     conventions = (
         "FID (pytorch-fid Inception pool3, 2048-d): RGB [0, 1] -> bilinear 299 -> [-1, 1]; "
         "float64 Frechet distance with scipy sqrtm, eps 1e-6 fallback; over all frames "
@@ -275,7 +283,7 @@ class FIDMetric(_InceptionMetric):
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         if ref is None and self.ref_stats is None:
-            raise OptionError("FID compares with reference frames: pass --ref (or ref_stats)")
+            raise OptionError("FID compares with reference frames: pass a reference (or ref_stats)")
         self._pred.add(self._outputs(pred, ctx)[0])
         if self.ref_stats is None and ref is not None:
             self._ref.add(self._outputs(ref, ctx)[0])
@@ -305,7 +313,7 @@ class ISMetric(_InceptionMetric):
     """Inception Score of the predicted frames (10 splits); keeps 4 KB of logits per frame."""
 
     name = "is"
-    keys = ("is", "is_std")
+    keys = {"is": HIGHER, "is_std": NEUTRAL}
     requires = Requirements(reference=False, weights=(FID_INCEPTION.name,))
     conventions = (
         "IS: softmax of the FID Inception's 1008 bias-free logits, RandomState(2020) shuffle, "

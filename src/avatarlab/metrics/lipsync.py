@@ -14,7 +14,7 @@ import numpy as np
 from avatarlab.errors import OptionError
 from avatarlab.face.landmarks68 import inter_ocular_distance
 from avatarlab.metrics import _tracks
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import HIGHER, LOWER, EvalContext, Metric, Requirements, register_metric
 
 #: Mouth points (outer + inner lips) and the outer lip contour, 68-point indices.
 MOUTH = slice(48, 68)
@@ -119,13 +119,10 @@ def mouth_iou(pred68: np.ndarray, ref68: np.ndarray) -> np.ndarray:
     )
 
 
-class _TrackPairMetric:
+class _TrackPairMetric(Metric):
     """Clip-level metrics comparing the predicted and reference face tracks."""
 
-    name = ""
     requires = Requirements(reference=True, face_track=True)
-    conventions = ""
-    keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.batches: list[dict[str, np.ndarray]] = []
@@ -172,7 +169,7 @@ class LMDMetric(_TrackPairMetric):
     """
 
     name = "lmd"
-    keys = ("lmd", "lmd_norm", "lmd_centered")
+    keys = {"lmd": LOWER, "lmd_norm": LOWER, "lmd_centered": LOWER}
     conventions = (
         "68-point mouth 48-67, pixels of the reference grid; lmd: no alignment; lmd_norm: / "
         "reference inter-ocular distance (eye centres) per frame; lmd_centered: mouth "
@@ -195,7 +192,7 @@ class MouthAreaMetric(_TrackPairMetric):
     """IoU of the predicted and reference outer-lip polygons (48-59), higher is better."""
 
     name = "ma"
-    keys = ("ma",)
+    keys = {"ma": HIGHER}
     conventions = (
         "IoU of outer-lip polygons 48-59 (68-point) in the reference's pixel grid, no "
         "alignment, rasterised at 512 px per union box; mean over frames, then over clips"

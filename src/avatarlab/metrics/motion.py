@@ -42,7 +42,14 @@ import numpy as np
 from avatarlab.errors import NoAudioError, OptionError
 from avatarlab.face.landmarks68 import inter_ocular_distance
 from avatarlab.metrics import _tracks
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import (
+    HIGHER,
+    NEUTRAL,
+    EvalContext,
+    Metric,
+    Requirements,
+    register_metric,
+)
 
 #: Bailando's smoothing of the kinetic velocity and tolerance of the score, in frames.
 VELOCITY_SIGMA = 5.0
@@ -91,10 +98,11 @@ def kinetic_velocity(points68: np.ndarray, pose: np.ndarray | None = None) -> np
 def motion_beats(velocity: np.ndarray, sigma: float = VELOCITY_SIGMA) -> np.ndarray:
     """Frame indices of the strict local minima of the Gaussian-smoothed velocity."""
     from scipy.ndimage import gaussian_filter
-    from scipy.signal import argrelextrema
 
     smooth = gaussian_filter(np.asarray(velocity, dtype=np.float64), sigma)
-    return argrelextrema(smooth, np.less)[0]
+    # scipy.signal.argrelextrema(smooth, np.less): interior points below both neighbours
+    inner = (smooth[1:-1] < smooth[:-2]) & (smooth[1:-1] < smooth[2:])
+    return np.flatnonzero(inner) + 1
 
 
 def audio_beats(
@@ -103,27 +111,24 @@ def audio_beats(
     """Beat (or onset) positions of mono float audio, in video frames at ``fps``.
 
     The audio is resampled to ``round(fps * 512)`` Hz so that librosa's hop of 512
-    samples is one video frame (AIST++'s ``SR = FPS * HOP_LENGTH``).
+    samples is one video frame (AIST++'s ``SR = FPS * HOP_LENGTH``). Onset strength and
+    beat tracking are librosa's, reimplemented in NumPy (:mod:`avatarlab.metrics._beats`:
+    same frames, without Numba's compile time); ``kind="onset"`` uses librosa's peak picking.
     """
-    import librosa
-
     from avatarlab.media import resample
+    from avatarlab.metrics import _beats
 
+    if kind not in ("beat", "onset"):
+        raise OptionError(f"beat kind must be 'beat' or 'onset', got {kind!r}")
     rate = int(round(fps * BEAT_HOP))
     y = resample(np.asarray(audio, dtype=np.float32), sample_rate, rate)
-    env = librosa.onset.onset_strength(y=y, sr=rate, hop_length=BEAT_HOP)
+    env = _beats.onset_strength(y, rate, BEAT_HOP)
     if kind == "onset":
+        import librosa
+
         found = librosa.onset.onset_detect(onset_envelope=env, sr=rate, hop_length=BEAT_HOP)
-    elif kind == "beat":
-        _, found = librosa.beat.beat_track(
-            onset_envelope=env,
-            sr=rate,
-            hop_length=BEAT_HOP,
-            start_bpm=BEAT_START_BPM,
-            tightness=BEAT_TIGHTNESS,
-        )
     else:
-        raise OptionError(f"beat kind must be 'beat' or 'onset', got {kind!r}")
+        found = _beats.beat_track(env, rate, BEAT_HOP, BEAT_START_BPM, BEAT_TIGHTNESS)
     return np.asarray(found, dtype=np.int64)
 
 
@@ -161,11 +166,13 @@ def _optional_pose(track: object) -> np.ndarray | None:
 
 
 @register_metric("head_diversity")
-class HeadDiversityMetric:
+class HeadDiversityMetric(Metric):
     """Std of head pose over frames (degrees), mean of yaw/pitch/roll; reference too if given."""
 
     name = "head_diversity"
+    keys = {"head_diversity": HIGHER, "head_diversity_ref": NEUTRAL.only("with a reference")}
     requires = Requirements(reference=False, face_track=True)
+    per_clip = True
     conventions = (
         "population std over frames of PnP head pose (yaw, pitch, roll, degrees), mean over "
         "the 3 axes, frames without a face skipped; not Hopenet (SadTalker); mean over clips"
@@ -197,11 +204,13 @@ class HeadDiversityMetric:
 
 
 @register_metric("beat_align")
-class BeatAlignMetric:
+class BeatAlignMetric(Metric):
     """Beat Align Score (Bailando) of the predicted head motion against the audio's beats."""
 
     name = "beat_align"
+    keys = {"beat_align": HIGHER, "beat_align_ref": NEUTRAL.only("with a reference")}
     requires = Requirements(reference=False, audio=True, face_track=True)
+    per_clip = True
     conventions = (
         "Bailando BA: motion beats = minima of gaussian(sigma=5) kinetic velocity of the 68 "
         "landmarks (/ inter-ocular distance) + head-pose speed (rad); librosa beats at video "
@@ -222,7 +231,7 @@ class BeatAlignMetric:
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         if ctx.audio is None:
-            raise NoAudioError("the Beat Align Score needs the audio; pass it with --audio")
+            raise NoAudioError("the Beat Align Score needs the audio (EvalContext.audio)")
         beats = audio_beats(ctx.audio, ctx.sample_rate, ctx.fps, self.kind)
         points = _tracks.landmarks68(ctx.pred_track, "predicted")
         score, velocity = clip_beat_align(points, beats, _optional_pose(ctx.pred_track), self.sigma)

@@ -2,7 +2,8 @@
 
 Follows the official MATLAB release (``computequality.m``) as BasicSR ports it
 (``basicsr/metrics/niqe.py``, the version the super-resolution and talking-head papers
-run), with the official pristine model (:mod:`avatarlab.metrics._niqe_params`):
+run), with the official pristine model (package data ``data/niqe_pristine.npz``, see
+:func:`pristine_model`):
 
 - input: BT.601 luma Y in [16, 235] computed as BasicSR/mmcv do (float32), then rounded
   to integers ("necessary for being consistent with MATLAB's result", BasicSR), then
@@ -44,7 +45,7 @@ from scipy.special import gamma
 
 from avatarlab.errors import OptionError
 from avatarlab.metrics._frames import as_batch, check_crop
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import LOWER, EvalContext, Metric, Requirements, register_metric
 
 #: Block side of the official model and its Gaussian (``fspecial('gaussian', 7, 7/6)``).
 BLOCK = 96
@@ -57,12 +58,25 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 MSCN_ZERO = 1e-9
 
 
+#: NIQE's pristine multivariate Gaussian, package data: ``mu_prisparam`` (36,) and
+#: ``cov_prisparam`` (36, 36) float64 of the MATLAB release (``modelparameters.mat``,
+#: fitted on 125 pristine images by Mittal, Soundararajan & Bovik) as BasicSR ships them
+#: (``basicsr/metrics/niqe_pris_params.npz``). Feature order per scale (18 values, scale
+#: 1 then 2): GGD shape, GGD variance; then for the horizontal, vertical, main-diagonal
+#: and anti-diagonal neighbour products: AGGD shape, mean, left scale, right scale.
+PRISTINE_MODEL = "data/niqe_pristine.npz"
+
+
 @lru_cache(maxsize=1)
 def pristine_model() -> tuple[np.ndarray, np.ndarray]:
-    """The official ``(mu_prisparam (36,), cov_prisparam (36, 36))`` as float64 arrays."""
-    from avatarlab.metrics._niqe_params import COV_PRIS, MU_PRIS
+    """The official ``(mu_prisparam (36,), cov_prisparam (36, 36))`` float64, loaded once."""
+    from importlib.resources import files
 
-    return np.array(MU_PRIS, dtype=np.float64), np.array(COV_PRIS, dtype=np.float64)
+    with (files("avatarlab.metrics") / PRISTINE_MODEL).open("rb") as f, np.load(f) as data:
+        mu, cov = data["mu_prisparam"], data["cov_prisparam"]
+    mu.setflags(write=False)
+    cov.setflags(write=False)
+    return mu, cov
 
 
 @lru_cache(maxsize=1)
@@ -227,10 +241,11 @@ def niqe(frames: np.ndarray, crop_border: int = 0) -> np.ndarray:
 
 
 @register_metric("niqe")
-class NIQEMetric:
+class NIQEMetric(Metric):
     """NIQE of the predicted frames (no reference), mean over frames; lower is better."""
 
     name = "niqe"
+    keys = {"niqe": LOWER}
     requires = Requirements(reference=False)
     conventions = (
         "NIQE (MATLAB release via BasicSR): rounded BT.601 Y, 96x96 blocks, MATLAB bicubic "

@@ -38,7 +38,15 @@ import numpy as np
 
 from avatarlab.errors import OptionError
 from avatarlab.metrics._frames import check_crop, check_pair, prepare
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import (
+    HIGHER,
+    LOWER,
+    NEUTRAL,
+    EvalContext,
+    Metric,
+    Requirements,
+    register_metric,
+)
 
 #: SSIM constants of Wang et al. 2004 and their Gaussian window (scikit-image's settings).
 SSIM_K1 = 0.01
@@ -145,13 +153,12 @@ def ssim(pred: np.ndarray, ref: np.ndarray, options: PixelOptions = PixelOptions
     return out
 
 
-class _FrameMetric:
+class _FrameMetric(Metric):
     """Per-frame values accumulated over ``update`` calls; ``compute`` is their mean."""
 
-    name = ""
     requires = Requirements(reference=True)
-    conventions = ""
-    keys: tuple[str, ...] = ()
+    #: Per-frame series accumulated (``compute`` returns their means unless overridden).
+    series: tuple[str, ...] = ()
 
     def __init__(self, y_channel: bool = False, crop_border: int = 0, data_range: float = 255.0):
         self.options = PixelOptions(y_channel, crop_border, data_range)
@@ -159,7 +166,7 @@ class _FrameMetric:
         self.reset()
 
     def reset(self) -> None:
-        self._values: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
+        self._values: dict[str, list[np.ndarray]] = {k: [] for k in self.series}
         self._last: dict[str, np.ndarray] = {}
 
     def _frame_values(self, pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
@@ -167,10 +174,10 @@ class _FrameMetric:
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         if ref is None:
-            raise OptionError(f"the {self.name} metric compares with a reference video: pass --ref")
+            raise OptionError(f"the {self.name} metric compares with a reference video: pass one (ref)")
         vals = self._frame_values(pred, ref)
-        self._last = {k: vals[k] for k in self.keys}
-        for k in self.keys:
+        self._last = {k: vals[k] for k in self.series}
+        for k in self.series:
             self._values[k].append(vals[k])
 
     def per_frame(self) -> dict[str, np.ndarray]:
@@ -179,7 +186,7 @@ class _FrameMetric:
 
     def compute(self) -> dict[str, float]:
         out = {}
-        for k in self.keys:
+        for k in self.series:
             vals = np.concatenate(self._values[k]) if self._values[k] else np.zeros(0)
             out[k] = float(np.mean(vals)) if vals.size else math.nan
         return out
@@ -190,7 +197,8 @@ class MAEMetric(_FrameMetric):
     """Mean absolute error on intensities scaled to [0, 1], per frame then averaged."""
 
     name = "mae"
-    keys = ("mae",)
+    keys = {"mae": LOWER}
+    series = ("mae",)
     conventions = "MAE: mean |pred - ref| / 255 over pixels and channels, per-frame mean"
 
     def _frame_values(self, pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
@@ -202,7 +210,8 @@ class MSEMetric(_FrameMetric):
     """Mean squared error on intensities scaled to [0, 1], per frame then averaged."""
 
     name = "mse"
-    keys = ("mse",)
+    keys = {"mse": LOWER}
+    series = ("mse",)
     conventions = "MSE: mean ((pred - ref) / 255)^2 over pixels and channels, per-frame mean"
 
     def _frame_values(self, pred: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
@@ -219,7 +228,8 @@ class PSNRMetric(_FrameMetric):
     """
 
     name = "psnr"
-    keys = ("psnr", "mse255")
+    keys = {"psnr": HIGHER, "psnr_pooled": HIGHER, "psnr_identical_frames": NEUTRAL}
+    series = ("psnr", "mse255")
     conventions = "PSNR = 10 log10(data_range^2 / MSE) per frame (skimage), data range 255"
 
     def __init__(self, y_channel: bool = False, crop_border: int = 0, data_range: float = 255.0):
@@ -251,7 +261,8 @@ class SSIMMetric(_FrameMetric):
     """Mean SSIM per frame (scikit-image / mmagic definition, see module doc), averaged."""
 
     name = "ssim"
-    keys = ("ssim",)
+    keys = {"ssim": HIGHER}
+    series = ("ssim",)
     conventions = (
         "SSIM (Wang 2004): Gaussian 11x11 sigma 1.5, population covariance, K1 0.01, K2 0.03, "
         "valid region (5 px border excluded), mean over channels = skimage"

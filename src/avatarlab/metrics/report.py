@@ -8,20 +8,23 @@ Files in the output folder (each written atomically):
   the prediction frame used, audio envelope, mouth opening, per-frame metric series;
 - ``results.json``: the same for machines (NaN is ``null``, infinities are the strings
   ``"inf"`` / ``"-inf"``), plus the summary, skipped metrics and mismatches;
-- ``report.html``: opens offline (inline CSS, plots as inline base64 PNG drawn with
-  matplotlib's Agg canvas, no scripts, no external resources).
+- ``report.html``: rendered from the Jinja2 template ``templates/report.html.j2``
+  (package data); opens offline (inline CSS, plots as inline base64 PNG drawn with
+  matplotlib's Agg canvas, no scripts, no external resources). Each score carries its
+  direction (↑ higher is better, ↓ lower, →0 closest to zero) from the metric's ``keys``;
+  wide or long tables scroll inside the page.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +32,12 @@ import numpy as np
 
 from avatarlab import __version__
 from avatarlab._util import atomic_output
-from avatarlab.metrics.runner import ClipResult, EvalResults, Skip
+from avatarlab.metrics.base import Better, Key
+from avatarlab.metrics.planning import Skip
+from avatarlab.metrics.results import ClipResult, EvalResults
 
 if TYPE_CHECKING:
+    import jinja2
     import pyarrow as pa
     from rich.table import Table
 
@@ -44,19 +50,25 @@ VIDEO_COLUMNS = ("clip", "status", "error", "pred", "ref", "audio_source", "fram
                  "resampled", "resized", "seconds", "notes", "metric_errors", "skipped")  # fmt: skip
 #: Clips drawn in the report's per-clip plots (all values are in the tables).
 MAX_PLOTTED_CLIPS = 4
-#: Largest SyncNet shift searched (offsets are in -VSHIFT..VSHIFT frames).
-_HIST_RANGE = 15
+#: Package folder of the HTML template.
+TEMPLATE = "templates/report.html.j2"
 
 
 # --------------------------------------------------------------------------- tables
 
 
-def _per_video_rows(results: EvalResults) -> list[dict[str, Any]]:
+def _score_owners(results: EvalResults) -> dict[str, str]:
+    """Score -> the first metric reporting it (others' same-named scores get a prefix)."""
     owner: dict[str, str] = {}
     for c in results.clips:
         for metric, values in c.values.items():
             for key in values:
                 owner.setdefault(key, metric)
+    return owner
+
+
+def _per_video_rows(results: EvalResults) -> list[dict[str, Any]]:
+    owner = _score_owners(results)
     rows = []
     for c in results.clips:
         row: dict[str, Any] = {
@@ -294,10 +306,12 @@ def plot_offset_histogram(offsets: Sequence[float]) -> str:
     """Histogram of per-clip AV offsets in frames (SyncNet's -15..15 search)."""
     from matplotlib.figure import Figure
 
+    from avatarlab.metrics.syncnet import VSHIFT
+
     fig = Figure(figsize=(6, 2.6), layout="constrained")
     ax = fig.subplots()
-    lo = min(-_HIST_RANGE, int(np.floor(min(offsets))))
-    hi = max(_HIST_RANGE, int(np.ceil(max(offsets))))
+    lo = min(-VSHIFT, int(np.floor(min(offsets))))
+    hi = max(VSHIFT, int(np.ceil(max(offsets))))
     ax.hist(offsets, bins=(np.arange(lo, hi + 2) - 0.5).tolist(), color="tab:blue", rwidth=0.85)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("AV offset (frames; > 0: audio leads video)")
@@ -308,15 +322,12 @@ def plot_offset_histogram(offsets: Sequence[float]) -> str:
 
 # --------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0;font-size:13px}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.warn{color:#8a5a00}.bad{color:#a00}.muted{color:#777}img{max-width:100%;display:block;margin:.6em 0}
-code{background:#f5f5f5;padding:0 3px}
-"""
+_DIRECTION = {
+    Better.HIGHER: "higher is better",
+    Better.LOWER: "lower is better",
+    Better.ZERO: "closest to zero is better",
+    Better.NONE: "informative",
+}
 
 
 def _fmt(v: Any) -> str:
@@ -329,184 +340,157 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _h(v: Any) -> str:
-    return html.escape(_fmt(v))
+def _cell(v: Any, key: Key | None = None) -> dict[str, Any]:
+    """A table cell for the template: text, numeric alignment, direction arrow and hint."""
+    return {
+        "text": _fmt(v),
+        "num": isinstance(v, float | int) and not isinstance(v, bool),
+        "arrow": key.arrow if key else "",
+        "title": _DIRECTION[key.better] if key else "",
+    }
 
 
-def _rows_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{_h(v)}</td>' if isinstance(v, float | int) and not isinstance(v, bool)
-            else f"<td>{_h(v)}</td>"
-            for v in row
-        )  # fmt: skip
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+def _html_table(
+    header: Sequence[str | dict[str, Any]], rows: Iterable[Sequence[Any]]
+) -> dict[str, list[Any]]:
+    """``{"header": [cell], "rows": [[cell]]}``; values may already be cells."""
+    return {
+        "header": [h if isinstance(h, dict) else _cell(h) for h in header],
+        "rows": [[v if isinstance(v, dict) else _cell(v) for v in row] for row in rows],
+    }
 
 
-def _img(uri: str | None, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="{uri}">' if uri else ""
+def _column_key(results: EvalResults, column: str, owner: dict[str, str]) -> Key | None:
+    """The Key of a per-video score column (``score`` or ``metric.score``)."""
+    metric, dot, score = column.partition(".")
+    if dot and metric in results.keys:
+        return results.key(metric, score)
+    return results.key(owner.get(column, ""), column)
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    from importlib.resources import files
+
+    import jinja2
+
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    return env.from_string((files("avatarlab.metrics") / TEMPLATE).read_text(encoding="utf-8"))
+
+
+def _plots(ok: list[ClipResult], max_clips: int) -> list[dict[str, Any]]:
+    out = []
+    for c in ok[:max_clips]:
+        mouth = plot_mouth_audio(c)
+        if mouth:
+            missing = ""
+        elif "audio_env" not in c.series:
+            missing = "No audio: no mouth-opening vs audio plot."
+        else:
+            missing = (
+                "No face tracking in this run (only per-frame metrics selected): "
+                "no mouth-opening plot."
+            )
+        out.append(
+            {
+                "name": c.name,
+                "curves": plot_frame_curves(c),
+                "mouth": mouth,
+                "mouth_missing": missing,
+            }
+        )
+    return out
 
 
 def render_html(results: EvalResults, max_clips: int = MAX_PLOTTED_CLIPS) -> str:
     """The report as one HTML string (no scripts, no external resources)."""
-    parts: list[str] = []
     ok = [c for c in results.clips if c.status == "ok"]
     plan = results.plan
-    parts.append("<h1>avatarlab evaluation</h1>")
-    parts.append(
-        _rows_table(
-            ["", ""],
+    overview = _html_table(
+        ["", ""],
+        [
+            ["prediction", results.pred],
+            ["reference", results.ref or "none (no-reference metrics only)"],
+            ["audio", results.audio or "each clip's own audio track"],
+            ["clips", f"{len(ok)} evaluated, {len(results.failed)} failed"],
+            ["metrics run", ", ".join(results.metrics) or "none"],
             [
-                ["prediction", results.pred],
-                ["reference", results.ref or "none (no-reference metrics only)"],
-                ["audio", results.audio or "each clip's own audio track"],
-                ["clips", f"{len(ok)} evaluated, {len(results.failed)} failed"],
-                ["metrics run", ", ".join(results.metrics) or "none"],
-                [
-                    "run",
-                    f"{results.seconds:.1f} s, {results.jobs} job(s), device {results.device}, "
-                    f"avatarlab {__version__}",
-                ],
+                "run",
+                f"{results.seconds:.1f} s, {results.jobs} job(s), device {results.device}, "
+                f"avatarlab {__version__}",
             ],
-        )  # fmt: skip
+        ],
     )
-
-    parts.append("<h2>Summary</h2>")
-    rows = [
-        [metric, key, value, results.summary_method.get(metric, "")]
+    summary_rows = [
+        [
+            metric,
+            _cell(key, results.key(metric, key)),
+            value,
+            results.summary_method.get(metric, ""),
+        ]
         for metric, values in results.summary.items()
         for key, value in values.items()
     ]
-    parts.append(
-        _rows_table(["metric", "score", "value", "aggregation"], rows)
-        if rows
-        else '<p class="warn">No metric produced a value.</p>'
+    skipped = [
+        [
+            s.metric,
+            s.reason,
+            s.file or "–",
+            s.source or "–",
+            ", ".join(s.clips) if s.clips else "all",
+        ]
+        for s in results.skipped
+    ]
+    failures = [[c.name, "(whole clip)", c.error] for c in results.failed] + [
+        [clip, m, msg] for clip, m, msg in results.metric_errors()
+    ]
+    unmatched = (
+        [[str(p), "prediction without a reference of the same name"] for p in plan.unmatched_pred]
+        + [[str(p), "reference without a prediction of the same name"] for p in plan.unmatched_ref]
+        + [[str(p), "audio without a pair of the same name"] for p in plan.unmatched_audio]
     )
-
-    parts.append("<h2>Skipped metrics</h2>")
-    if results.skipped:
-        parts.append(
-            _rows_table(
-                ["metric", "reason", "missing file", "official source", "clips"],
-                [
-                    [
-                        s.metric,
-                        s.reason,
-                        s.file or "–",
-                        s.source or "–",
-                        ", ".join(s.clips) if s.clips else "all",
-                    ]
-                    for s in results.skipped
-                ],
-            )  # fmt: skip
-        )
-    else:
-        parts.append('<p class="muted">None: every selected metric ran.</p>')
-
-    errors = results.metric_errors()
-    if results.failed or errors:
-        parts.append("<h2>Failures</h2>")
-        parts.append(
-            _rows_table(
-                ["clip", "metric", "error"],
-                [[c.name, "(whole clip)", c.error] for c in results.failed]
-                + [[clip, m, msg] for clip, m, msg in errors],
-            )
-        )
-
-    if plan.unmatched_pred or plan.unmatched_ref or plan.unmatched_audio:
-        parts.append("<h2>Unmatched files (not evaluated)</h2>")
-        parts.append(
-            _rows_table(
-                ["file", "why"],
-                [
-                    [str(p), "prediction without a reference of the same name"]
-                    for p in plan.unmatched_pred
-                ]
-                + [
-                    [str(p), "reference without a prediction of the same name"]
-                    for p in plan.unmatched_ref
-                ]
-                + [[str(p), "audio without a pair of the same name"] for p in plan.unmatched_audio],
-            )  # fmt: skip
-        )
-
-    notes = [(c.name, n) for c in results.clips for n in c.notes]
-    parts.append("<h2>Alignment and resampling</h2>")
-    parts.append(
-        "<p>Each prediction is put on its reference's timeline: for every reference frame "
-        "the prediction frame with the nearest timestamp is compared, after resizing it to "
-        "the reference's size. Audio: <code>--audio</code>, else the prediction's own "
-        "track, else the reference's, at 16 kHz.</p>"
-    )
-    parts.append(
-        _rows_table(["clip", "note"], notes) if notes
-        else '<p class="muted">No clip needed resampling or resizing.</p>'
-    )  # fmt: skip
-
-    parts.append("<h2>Plots</h2>")
+    notes = [[c.name, n] for c in results.clips for n in c.notes]
     offsets = [
         v["av_offset"] for c in ok for v in c.values.values()
         if "av_offset" in v and math.isfinite(v["av_offset"])
     ]  # fmt: skip
-    if offsets:
-        parts.append(_img(plot_offset_histogram(offsets), "sync offset histogram"))
-    shown = ok[:max_clips]
-    if len(ok) > len(shown):
-        parts.append(
-            f'<p class="muted">Per-clip plots for the first {len(shown)} of {len(ok)} clips; '
-            "every value is in per_frame.csv / per_frame.parquet.</p>"
-        )
-    for c in shown:
-        parts.append(f"<h3>{html.escape(c.name)}</h3>")
-        parts.append(_img(plot_frame_curves(c), f"{c.name} per-frame curves"))
-        mouth = plot_mouth_audio(c)
-        if mouth:
-            parts.append(_img(mouth, f"{c.name} mouth opening vs audio envelope"))
-        elif "audio_env" not in c.series:
-            parts.append('<p class="muted">No audio: no mouth-opening vs audio plot.</p>')
-        else:
-            parts.append(
-                '<p class="muted">No face tracking in this run (only per-frame metrics '
-                "selected): no mouth-opening plot.</p>"
-            )
-
-    parts.append("<h2>Per video</h2>")
     vrows = _per_video_rows(results)
+    owner = _score_owners(results)
     score_cols = list(dict.fromkeys(k for r in vrows for k in r if k not in VIDEO_COLUMNS))
-    parts.append(
-        _rows_table(
-            ["clip", "status", "frames", "fps", "audio", *score_cols],
-            [
-                [
-                    r["clip"],
-                    r["status"],
-                    r["frames"],
-                    r["fps"],
-                    r["audio_source"],
-                    *[r.get(k, math.nan) for k in score_cols],
-                ]
-                for r in vrows
-            ],
-        )  # fmt: skip
+    per_video = _html_table(
+        ["clip", "status", "frames", "fps", "audio"]
+        + [_cell(k, _column_key(results, k, owner)) for k in score_cols],
+        [
+            [r["clip"], r["status"], r["frames"], r["fps"], r["audio_source"]]
+            + [r.get(k, math.nan) for k in score_cols]
+            for r in vrows
+        ],
     )
-
-    parts.append("<h2>Conventions</h2>")
-    parts.append(
-        _rows_table(
-            ["metric", "conventions"],
-            [[m, results.conventions.get(m, "")] for m in results.conventions],
+    context = {
+        "overview": overview,
+        "summary": _html_table(["metric", "score", "value", "aggregation"], summary_rows)
+        if summary_rows
+        else None,
+        "skipped": _html_table(
+            ["metric", "reason", "missing file", "official source", "clips"], skipped
         )
-    )
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        "<title>avatarlab evaluation</title>"
-        f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
-    )
+        if skipped
+        else None,
+        "failures": _html_table(["clip", "metric", "error"], failures) if failures else None,
+        "unmatched": _html_table(["file", "why"], unmatched) if unmatched else None,
+        "notes": _html_table(["clip", "note"], notes) if notes else None,
+        "offset_histogram": plot_offset_histogram(offsets) if offsets else None,
+        "evaluated": len(ok),
+        "plotted": min(len(ok), max_clips),
+        "plots": _plots(ok, max_clips),
+        "per_video": per_video,
+        "conventions": _html_table(
+            ["metric", "conventions"], [[m, text] for m, text in results.conventions.items()]
+        ),
+    }
+    return _template().render(context)
 
 
 # --------------------------------------------------------------------------- writing

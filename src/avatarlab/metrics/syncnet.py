@@ -38,8 +38,16 @@ import numpy as np
 
 from avatarlab._util import track_progress
 from avatarlab.errors import MediaError, NoAudioError, OptionError
-from avatarlab.metrics._tracks import fill_gaps
-from avatarlab.metrics.base import EvalContext, Requirements, register_metric
+from avatarlab.metrics.base import (
+    HIGHER,
+    LOWER,
+    NEAR_ZERO,
+    EvalContext,
+    Metric,
+    Requirements,
+    register_metric,
+)
+from avatarlab.metrics.crops import CROP_SIZE, face_crops
 from avatarlab.weights import Checkpoint, load_into, register, register_architecture
 
 if TYPE_CHECKING:
@@ -50,8 +58,7 @@ if TYPE_CHECKING:
 #: Frame rate and audio rate the released SyncNet was trained for.
 SYNCNET_FPS = 25
 SYNCNET_RATE = 16000
-#: Input crop side, frames per window, MFCC columns per video frame and per window.
-CROP_SIZE = 224
+#: Frames per window, MFCC columns per video frame and per window.
 WINDOW_FRAMES = 5
 MFCC_PER_FRAME = 4
 MFCC_WINDOW = 20
@@ -64,11 +71,6 @@ VSHIFT = 15
 FRAME_CONF_KERNEL = 9
 #: ``torch.nn.functional.pairwise_distance``'s eps, added to the difference.
 _PDIST_EPS = 1e-6
-
-#: Crop geometry of syncnet_python's run_pipeline.py (crop_video).
-_CROP_SCALE = 0.4
-_CROP_SMOOTH = 13
-_CROP_PAD_VALUE = 110
 
 SYNCNET_LAYOUT = "syncnet_python.S"
 
@@ -276,49 +278,12 @@ def _medfilt_zero_padded(x: np.ndarray, kernel: int) -> np.ndarray:
     )
 
 
-def syncnet_crops(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Face crops the way syncnet_python's run_pipeline.py cuts them.
-
-    ``frames``: ``(N, H, W, 3)`` RGB uint8; ``boxes``: ``(N, 4)`` face boxes
-    ``x0, y0, x1, y1`` in pixels (NaN rows, frames without a face, are interpolated
-    linearly from their neighbours). Box centre and half-size are median-filtered
-    (kernel 13); the crop spans ``[y - s, y + s(1 + 2c)]`` by ``[x - s(1 + c), x + s(1 + c)]``
-    with ``c = 0.4``, outside pixels are 110 (the reference's pad), and it is resized to
-    224x224 (bilinear). Returns ``(N, 224, 224, 3)`` RGB uint8.
-    """
-    import cv2
-
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.shape != (len(frames), 4):
-        raise OptionError(f"need one box per frame: {boxes.shape} boxes for {len(frames)} frames")
-    boxes = fill_gaps(boxes, "face crops")  # the reference interpolates missed detections
-    half = np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2
-    cy, cx = (boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2
-    # The reference's kernel 13 (zero-padded ends); clips shorter than 13 frames get the
-    # largest odd kernel that fits, so no window holds more zeros than values.
-    n = len(frames)
-    kernel = min(_CROP_SMOOTH, n if n % 2 else n - 1)
-    half, cy, cx = (_medfilt_zero_padded(v, kernel) for v in (half, cy, cx))
-    out = np.empty((len(frames), CROP_SIZE, CROP_SIZE, 3), np.uint8)
-    c = _CROP_SCALE
-    for i, frame in enumerate(frames):
-        s = half[i]
-        pad = int(s * (1 + 2 * c))
-        img = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), constant_values=_CROP_PAD_VALUE)
-        my, mx = cy[i] + pad, cx[i] + pad
-        top, bottom = int(my - s), int(my + s * (1 + 2 * c))
-        left, right = int(mx - s * (1 + c)), int(mx + s * (1 + c))
-        face = img[top:bottom, left:right]
-        out[i] = cv2.resize(face, (CROP_SIZE, CROP_SIZE))
-    return out
-
-
 def _check_crops(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
         raise OptionError(
             f"SyncNet needs (N, {CROP_SIZE}, {CROP_SIZE}, 3) face crops, got {frames.shape}; "
-            "crop faces first (avatarlab.metrics.syncnet.syncnet_crops)"
+            "crop faces first (avatarlab.metrics.crops.face_crops)"
         )
     if frames.dtype != np.uint8:
         raise OptionError(f"SyncNet frames must be uint8 RGB, got {frames.dtype}")
@@ -350,18 +315,21 @@ def resample_frames(frames: np.ndarray, fps: float, to_fps: float = SYNCNET_FPS)
 
 
 @register_metric("lse")
-class LSEMetric:
+class LSEMetric(Metric):
     """LSE-D, LSE-C and AV offset of SyncNet (``syncnet_v2.model``), per clip.
 
     Call ``update`` once per clip with all its frames. Frames of 224x224 are taken as
-    face crops; other sizes are cropped with the reference's geometry around
-    ``ctx.pred_track.boxes`` when a track is given, else resized whole. Clips not at
-    25 fps are resampled to 25 fps (nearest frame); audio is resampled to 16 kHz.
-    ``compute`` averages over clips, as Wav2Lip's scores_LSE reports a test set.
+    face crops; other sizes are cropped with the reference's geometry
+    (:func:`avatarlab.metrics.crops.face_crops`) around ``ctx.pred_track.boxes`` when
+    a track is given, else resized whole. Clips not at 25 fps are resampled to 25 fps
+    (nearest frame); audio is resampled to 16 kHz. ``compute`` averages over clips, as
+    Wav2Lip's scores_LSE reports a test set. ``device`` None: the context's device.
     """
 
     name = "lse"
-    requires = Requirements(reference=False, audio=True, weights=("syncnet_v2",))
+    keys = {"lse_d": LOWER, "lse_c": HIGHER, "av_offset": NEAR_ZERO}
+    requires = Requirements(reference=False, audio=True, weights=(SYNCNET_V2.name,))
+    per_clip = True
     conventions = (
         "SyncNet v2 (syncnet_python): 224x224 face crops, BGR 0..255, 25 fps, 5-frame windows; "
         "MFCC of int16 16 kHz audio; vshift 15; LSE-D = min mean distance, "
@@ -373,7 +341,7 @@ class LSEMetric:
         weights: str | None = None,
         batch_size: int = BATCH_SIZE,
         vshift: int = VSHIFT,
-        device: str = "cpu",
+        device: str | None = None,
     ) -> None:
         self.weights = weights
         self.batch_size = batch_size
@@ -388,14 +356,14 @@ class LSEMetric:
     def model(self, ctx: EvalContext) -> SyncModel:
         if self._model is None:
             path = self.weights or ctx.weights.get(SYNCNET_V2.name)
-            self._model = load_syncnet(path, device=self.device)
+            self._model = load_syncnet(path, device=self.device or ctx.device)
         return self._model
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         if pred.ndim != 4:
             raise OptionError("the lse metric scores whole clips: pass (N, H, W, 3) frames")
         if ctx.audio is None:
-            raise NoAudioError("LSE needs the driving audio; pass it with --audio")
+            raise NoAudioError("LSE needs the driving audio (EvalContext.audio)")
         from avatarlab.media import resample
 
         frames = self._crops(pred, ctx)
@@ -403,16 +371,17 @@ class LSEMetric:
         audio = np.asarray(ctx.audio, dtype=np.float32)
         if ctx.sample_rate != SYNCNET_RATE:
             audio = resample(audio, ctx.sample_rate, SYNCNET_RATE)
+        model = self.model(ctx)
+        device = self.device or ctx.device
         self.results.append(
-            evaluate_sync(frames, audio, self.model(ctx), self.batch_size, self.vshift, self.device)
+            evaluate_sync(frames, audio, model, self.batch_size, self.vshift, device)
         )
 
     def _crops(self, pred: np.ndarray, ctx: EvalContext) -> np.ndarray:
         if pred.shape[1:3] == (CROP_SIZE, CROP_SIZE):
             return pred
-        boxes = getattr(ctx.pred_track, "boxes", None)
-        if boxes is not None:
-            return syncnet_crops(pred, np.asarray(boxes))
+        if ctx.pred_track is not None:
+            return face_crops(pred, ctx.pred_track.boxes)
         import cv2
 
         return np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in pred])
@@ -456,6 +425,5 @@ __all__ = [
     "new_syncnet",
     "resample_frames",
     "sync_embeddings",
-    "syncnet_crops",
     "syncnet_mfcc",
 ]

@@ -46,7 +46,7 @@ from avatarlab import __version__
 from avatarlab.errors import AvatarLabError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry, clean_name
 from avatarlab.serve.options import ServeOptions
-from avatarlab.serve.session import SessionManager, decode_speech
+from avatarlab.serve.session import SessionManager
 from avatarlab.serve.stream import Backend
 from avatarlab.serve.uploads import (
     PrivateDir,
@@ -238,6 +238,7 @@ class GuardMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > self.max_body and not denied:
                     denied = True
+                    scope.setdefault("state", {})["body_refused"] = True  # not a hang-up
                     await _deny(
                         scope, receive, send, 413, too_large_message(seen, self.max_body, True)
                     )
@@ -272,12 +273,12 @@ def _builtin_portrait(folder: PrivateDir) -> Path:
 
 
 def create_app(options: ServeOptions | None = None, backend: Backend | None = None) -> FastAPI:
-    """The server's ASGI app. ``backend`` defaults to the ``warp`` engine's streaming form."""
+    """The server's ASGI app. ``backend`` defaults to ``options.engine``'s streaming form."""
     options = options or ServeOptions()
     if backend is None:
-        from avatarlab.serve.backend import WarpBackend
+        from avatarlab.serve.backend import EngineBackend
 
-        backend = WarpBackend(max_side=options.max_side)
+        backend = EngineBackend(options.engine, options.engine_options, options.max_side)
     render_executor = ThreadPoolExecutor(
         max_workers=max(options.max_sessions, os.cpu_count() or 1), thread_name_prefix="render"
     )
@@ -342,6 +343,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: the schema is
         redoc_url=None,  # at /openapi.json, and the server stays offline-clean.
+        openapi_url=None,  # served below, behind the token like the API it describes
     )
     app.state.options = options
     app.state.manager = manager
@@ -354,18 +356,31 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        bad_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if bad_json:  # a syntax error is a malformed request (400), like every other body
+            reason = bad_json[0].get("ctx", {}).get("error", "syntax error")
+            return JSONResponse(
+                {"detail": f"request body is not valid JSON: {reason}"}, status_code=400
+            )
         return JSONResponse(
             {"detail": f"invalid request: {_problems(exc.errors())}"}, status_code=422
         )
 
     @app.exception_handler(AvatarLabError)
     async def _avatarlab(request: Request, exc: AvatarLabError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": uploads.scrub(str(exc))}, status_code=422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _hung_up(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up mid-request (or GuardMiddleware cut the body off and already
+        # answered 413): one line, not the traceback a handler for Exception would log
+        # (Starlette re-raises those for the server).
+        if not getattr(request.state, "body_refused", False):
+            log.info("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ClientDisconnect):  # the client (or the body limit) hung up
-            return Response(status_code=400)
         log.exception("request %s %s failed", request.method, request.url.path)
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
@@ -401,6 +416,11 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             "sessions": len(manager.sessions),
             "max_sessions": options.max_sessions,
         }
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi_schema() -> JSONResponse:
+        """The OpenAPI schema of this API."""
+        return JSONResponse(app.openapi())
 
     @api.get("/avatars", response_model=list[AvatarInfo])
     async def list_avatars() -> list[dict[str, Any]]:
@@ -486,7 +506,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         body = await read_body(request, options.max_audio_bytes + FORM_SLACK)
         text: str | None = None
         voice: str | None = None
-        audio: tuple[bytes, str] | None = None
+        audio: tuple[bytes, str, str | None] | None = None  # data, declared type, file name
         if ctype == "application/json":
             try:
                 parsed = SayText.model_validate(parse_json_object(body))
@@ -501,13 +521,13 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         elif ctype == "multipart/form-data":
             for part in parse_multipart(request.headers["content-type"], body):
                 if part.name == "audio" and part.filename is not None:
-                    audio = (bytes(part.data), part.content_type)
+                    audio = (bytes(part.data), part.content_type, part.filename)
                 elif part.name == "text":
                     text = decode_utf8(bytes(part.data), "form field 'text'")
                 elif part.name == "voice":
                     voice = decode_utf8(bytes(part.data), "form field 'voice'")
         elif ctype.startswith("audio/"):
-            audio = (body, ctype)
+            audio = (body, ctype, None)
         else:
             raise HTTPException(
                 415,
@@ -523,15 +543,13 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             _consume(session)
             return await session.say_text(text, voice or options.voice)
         assert audio is not None
-        data, declared = audio
+        data, declared, filename = audio
         if len(data) > options.max_audio_bytes:
             raise HTTPException(413, too_large_message(len(data), options.max_audio_bytes))
         _, ext = sniff(data, ("audio",), declared)
         path = uploads.write(data, ext)
         try:
-            samples = await asyncio.get_running_loop().run_in_executor(
-                tts_executor, decode_speech, path, options.max_audio_s
-            )
+            samples = await session.decode_audio(path, clean_name(filename, "the audio upload"))
         finally:
             path.unlink(missing_ok=True)
         _consume(session)
@@ -611,10 +629,14 @@ def _consume(session: Any) -> None:
 
 
 def _check_text(text: str, limit: int) -> str:
-    """Strip control characters and check the length (422 when empty or too long)."""
+    """Strip control characters and check the length (422 when empty, wordless or too long)."""
     text = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t").strip()
     if not text:
         raise HTTPException(422, "text is empty: send some words")
+    if not any(ch.isalnum() for ch in text):
+        raise HTTPException(
+            422, "text has no words (only punctuation or symbols): send something to say"
+        )
     if len(text) > limit:
         raise HTTPException(
             422,

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avatarlab.errors import OptionError
+from fastapi import HTTPException
+
+from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.media._open import is_image_path
 from avatarlab.serve.stream import Backend
+from avatarlab.serve.uploads import public_message
 
 
 @dataclass
@@ -94,14 +97,22 @@ class AvatarCatalog:
             return entry.prepared
 
     async def add_upload(self, path: Path, name: str, kind: str) -> AvatarEntry:
-        """Register and prepare an uploaded file (removed again if preparing fails)."""
+        """Register and prepare an uploaded file (removed again if preparing fails).
+
+        A file that cannot be used is a 422 naming the upload ``name`` (the client's file
+        name), never its path on the server.
+        """
         entry = AvatarEntry(f"upload-{uuid.uuid4().hex[:10]}", name, path, kind, uploaded=True)
         try:
-            if kind == "video":
-                await asyncio.get_running_loop().run_in_executor(
-                    self.executor, check_video_length, path, self.max_video_s
-                )
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, check_upload, path, self.max_video_s
+            )
             await self.prepare(entry)
+        except AvatarLabError as exc:
+            path.unlink(missing_ok=True)
+            raise HTTPException(
+                422, f"cannot use {name}: {public_message(str(exc), path, name)}"
+            ) from None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -117,11 +128,18 @@ class AvatarCatalog:
                 entry.path.unlink(missing_ok=True)
 
 
-def check_video_length(path: Path, max_seconds: float) -> None:
-    """Raise :class:`OptionError` for a video longer than ``max_seconds`` (or unreadable)."""
+def check_upload(path: Path, max_seconds: float) -> None:
+    """Check an upload from its header before the engine decodes it.
+
+    Raises :class:`MediaError` when it is unreadable or a picture (image or video frame)
+    exceeds ``avatarlab.media.MAX_IMAGE_PIXELS``, :class:`OptionError` for a video longer
+    than ``max_seconds``.
+    """
     from avatarlab.media import probe
 
     info = probe(path)
+    if info.is_image:
+        return
     if not info.has_video:
         raise OptionError("the upload has no video stream: send a portrait or a video of a face")
     if info.duration > max_seconds:

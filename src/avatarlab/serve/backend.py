@@ -1,4 +1,8 @@
-"""The shipped backend: the ``warp`` engine's streaming form behind :class:`AvatarStream`.
+"""The shipped backend: any registered engine's streaming form behind :class:`AvatarStream`.
+
+:class:`EngineBackend` prepares avatars and opens streams with the engine named in
+:class:`~avatarlab.serve.options.ServeOptions` (``warp`` by default); nothing here
+names an engine.
 
 :class:`EngineStream` feeds the engine one tick of audio (1/25 s at 48 kHz) at a
 time from the session's :class:`SpeechQueue` (silence while nothing is said, so
@@ -24,6 +28,7 @@ import cv2
 import numpy as np
 
 from avatarlab.engines.base import Engine
+from avatarlab.errors import OptionError
 from avatarlab.serve.options import AUDIO_RATE, FPS
 from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue, Tick
 
@@ -111,17 +116,36 @@ class EngineStream:
                 self._gen.close()
 
 
-class WarpBackend:
-    """Avatars and streams of the ``warp`` engine at the server's frame rate and size."""
+class EngineBackend:
+    """Avatars and streams of one registered engine at the server's frame rate and size.
 
-    name = "warp"
+    Args:
+        engine: a registered engine name whose class has ``render_stream``.
+        options: the engine's ``Options`` (or a dict of its fields; ``None``: defaults).
+        max_side: longest side of the streamed frames; portraits are shrunk to it
+            before they are analysed, so rendering stays cheap.
 
-    def __init__(self, max_side: int = 512, options: Any = None) -> None:
-        from avatarlab.engines.warp import WarpEngine, WarpOptions
+    Each stream gets a fresh ``seed`` (the options' seed plus the stream number) when
+    the engine's options have one, so sessions do not blink and sway in step.
 
+    Raises:
+        OptionError: unknown engine, bad options, or an engine that cannot stream.
+    """
+
+    def __init__(self, engine: str = "warp", options: object = None, max_side: int = 512) -> None:
+        from avatarlab.engines import ENGINES, resolve_engine_options
+        from avatarlab.engines.base import option_fields
+
+        cls = ENGINES.get(engine)
+        if not callable(getattr(cls, "render_stream", None)):
+            raise OptionError(f"engine {engine!r} cannot stream live audio (no render_stream)")
+        self.name = engine
         self.max_side = max_side
+        self.options = resolve_engine_options(engine, options)
+        self._cls = cls
+        self._reseed = "seed" in option_fields(type(self.options))
         self._streams = 0
-        self.engine = WarpEngine(replace(options or WarpOptions(), fps=float(FPS)))
+        self.engine: Engine = cls(self.options)
 
     def prepare(self, source: Path) -> Any:
         """Analyse a portrait (shrunk to ``max_side`` first, so rendering stays cheap) or video."""
@@ -137,11 +161,10 @@ class WarpBackend:
         return self.engine.prepare(source)
 
     def open_stream(self, avatar: Any) -> EngineStream:
-        """A stream with its own blink and sway timing (a fresh seed per session)."""
-        from avatarlab.engines.warp import WarpEngine
-
+        """A stream with its own timing (a fresh seed per session when the engine has one)."""
         self._streams += 1
-        engine = WarpEngine(
-            replace(self.engine.options, seed=self.engine.options.seed + self._streams)
-        )
+        engine = self.engine
+        if self._reseed:
+            seed = self.options.seed + self._streams
+            engine = self._cls(replace(self.options, seed=seed))
         return EngineStream(engine, avatar, self.max_side)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from avatarlab.errors import OptionError
 
@@ -42,6 +43,12 @@ class ServeOptions:
         say_per_s: sustained ``say`` calls per second per session (429 beyond the burst).
         max_side: longest side (pixels) of the streamed video; larger avatars are scaled down.
         voice: espeak-ng voice for text.
+        extra_hosts: host names (besides loopback and ``host``) the HTTP ``Host`` header
+            may carry.
+        engine: the engine that renders every session (any registered engine that can
+            stream, see ``avatarlab.engines.list_engines()``).
+        engine_options: the engine's ``Options`` or a dict of its fields (checked here
+            against ``engine``); ``None``: its defaults.
     """
 
     avatars: tuple[Path, ...] = ()
@@ -60,11 +67,16 @@ class ServeOptions:
     say_per_s: float = 2.0
     max_side: int = 512
     voice: str = "en-us"
-    extra_hosts: tuple[str, ...] = field(default=())
-    """Host names (besides loopback and ``host``) the HTTP ``Host`` header may carry."""
+    extra_hosts: tuple[str, ...] = ()
+    engine: str = "warp"
+    engine_options: Any = None
 
     def __post_init__(self) -> None:
+        from avatarlab.engines import resolve_engine_options
+
         object.__setattr__(self, "avatars", tuple(Path(p) for p in self.avatars))
+        object.__setattr__(self, "extra_hosts", tuple(self.extra_hosts))
+        resolve_engine_options(self.engine, self.engine_options)  # fail now, not at start-up
         if not 0 < self.port < 65536:
             raise OptionError(f"port must be in 1..65535, got {self.port}")
         if self.token is not None and len(self.token) < 8:

@@ -16,7 +16,7 @@ import ctypes
 import logging
 import time
 import uuid
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ import numpy as np
 from fastapi import HTTPException
 
 from avatarlab.errors import AvatarLabError
+from avatarlab.media import MediaLimitError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry
 from avatarlab.serve.options import AUDIO_RATE, FPS, ServeOptions
 from avatarlab.serve.stream import AvatarStream, Backend, Tick, split_sentences
 from avatarlab.serve.tracks import AvatarAudioTrack, AvatarVideoTrack, MediaPump
+from avatarlab.serve.uploads import public_message
 from avatarlab.serve.webrtc import add_synced_tracks, answer, media_hosts, new_peer
 
 log = logging.getLogger("avatarlab.serve")
@@ -74,6 +76,7 @@ class Session:
         options: ServeOptions,
         render_executor: Executor,
         tts_executor: Executor,
+        decode_executor: Executor,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.avatar = avatar
@@ -81,6 +84,8 @@ class Session:
         self.options = options
         self.render_executor = render_executor
         self.tts_executor = tts_executor
+        self.decode_executor = decode_executor
+        self._decoding = asyncio.Lock()  # one audio decode at a time per session
         self.created = time.monotonic()
         self.last_active = self.created
         self.limiter = RateLimiter(options.say_burst, options.say_per_s)
@@ -240,6 +245,19 @@ class Session:
         except AvatarLabError as exc:
             raise HTTPException(422, f"cannot speak this text: {exc}") from None
 
+    async def decode_audio(self, path: Path, name: str) -> np.ndarray:
+        """Decode an uploaded audio file (``name``: the client's file name, for messages).
+
+        Uploads decode in a pool with one worker per session slot and at most one decode
+        per session at a time, so a session's long upload never delays another session's
+        speech (text synthesis has its own thread).
+        """
+        async with self._decoding:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.decode_executor, decode_speech, path, self.options.max_audio_s, name
+            )
+
     def say_audio(self, audio: np.ndarray) -> dict[str, Any]:
         """Speak decoded float32 mono audio at ``AUDIO_RATE``."""
         uid, interrupted = self._new_utterance()
@@ -297,20 +315,25 @@ def synthesize_48k(text: str, voice: str) -> np.ndarray:
     return resample(utterance.audio, utterance.sample_rate, AUDIO_RATE)
 
 
-def decode_speech(path: Path, max_seconds: float) -> np.ndarray:
-    """Decode an uploaded audio file to float32 mono at ``AUDIO_RATE`` (422 when unusable)."""
+def decode_speech(path: Path, max_seconds: float, name: str) -> np.ndarray:
+    """Decode an uploaded audio file to float32 mono at ``AUDIO_RATE`` (422 when unusable).
+
+    Audio longer than ``max_seconds`` is refused from its header, or once decoding passes
+    the limit, so memory stays bounded whatever the file claims. Messages name the upload
+    by ``name`` (the client's file name), never by its path on the server.
+    """
     from avatarlab.media import read_audio
 
     try:
-        audio = read_audio(path, sample_rate=AUDIO_RATE)
-    except AvatarLabError as exc:
-        raise HTTPException(422, f"cannot decode the audio upload: {exc}") from None
-    seconds = len(audio) / AUDIO_RATE
-    if seconds > max_seconds:
+        audio = read_audio(path, sample_rate=AUDIO_RATE, max_seconds=max_seconds)
+    except MediaLimitError as exc:
         raise HTTPException(
-            422,
-            f"audio is {seconds:.1f} s long; this server speaks at most {max_seconds:.0f} s at once",
-        )
+            422, f"audio upload too long: {public_message(str(exc), path, name)}"
+        ) from None
+    except AvatarLabError as exc:
+        raise HTTPException(
+            422, f"cannot decode the audio upload: {public_message(str(exc), path, name)}"
+        ) from None
     if not np.isfinite(audio).all():
         raise HTTPException(422, "the audio upload decodes to invalid samples (NaN/inf)")
     return audio
@@ -332,6 +355,10 @@ class SessionManager:
         self.catalog = catalog
         self.render_executor = render_executor
         self.tts_executor = tts_executor
+        # Uploads decode here: a worker per session slot, one decode per session at a time.
+        self.decode_executor = ThreadPoolExecutor(
+            max_workers=options.max_sessions, thread_name_prefix="decode"
+        )
         self.sessions: dict[str, Session] = {}
         self._creating = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -355,13 +382,21 @@ class SessionManager:
             try:
                 prepared = await self.catalog.prepare(entry)
             except AvatarLabError as exc:
-                raise HTTPException(422, f"cannot use avatar {entry.id!r}: {exc}") from None
+                message = public_message(str(exc), entry.path, entry.name)
+                raise HTTPException(422, f"cannot use avatar {entry.id!r}: {message}") from None
             loop = asyncio.get_running_loop()
             stream = await loop.run_in_executor(
                 self.render_executor, self.backend.open_stream, prepared
             )
             entry.sessions += 1
-            session = Session(entry, stream, self.options, self.render_executor, self.tts_executor)
+            session = Session(
+                entry,
+                stream,
+                self.options,
+                self.render_executor,
+                self.tts_executor,
+                self.decode_executor,
+            )
             self.sessions[session.id] = session
             return session
         finally:
@@ -385,6 +420,7 @@ class SessionManager:
             self._reaper.cancel()
         for session_id in list(self.sessions):
             await self.close(session_id, "server shutting down")
+        self.decode_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _reap(self) -> None:
         period = min(max(self.options.session_timeout_s / 4, 0.05), 5.0)

@@ -5,7 +5,7 @@ A session owns one :class:`AvatarStream`. The event loop hands it speech with
 a render thread pulls :meth:`AvatarStream.next_tick` once per video frame; between
 utterances the stream keeps producing frames of the idling avatar with silent audio.
 A :class:`Backend` prepares avatars and opens streams on them; the shipped backend
-is the ``warp`` engine (:mod:`avatarlab.serve.backend`).
+is any registered engine (:mod:`avatarlab.serve.backend`).
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
     """Split text into pieces spoken one after another, so speech starts after the first.
 
     Breaks after sentence punctuation and at newlines; a piece longer than
-    ``max_chars`` is cut at its last space before the limit. Empty pieces are dropped.
+    ``max_chars`` is cut at its last space before the limit. Pieces without a letter
+    or digit (empty, or punctuation such as "...") are dropped: there is nothing to say.
     """
     pieces: list[str] = []
     for sentence in _SENTENCE_END.split(text):
@@ -147,6 +148,5 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
             cut = cut if cut > 0 else max_chars
             pieces.append(sentence[:cut].strip())
             sentence = sentence[cut:].strip()
-        if sentence:
-            pieces.append(sentence)
-    return pieces
+        pieces.append(sentence)
+    return [piece for piece in pieces if any(ch.isalnum() for ch in piece)]

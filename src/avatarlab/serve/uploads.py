@@ -4,12 +4,14 @@ Nothing here trusts the client: bodies are read up to a byte limit (413 beyond i
 file types are decided by their first bytes as well as the declared type (415 when
 either is wrong), text must be valid UTF-8 (400), and uploads are written under
 random names into a folder only this process can read; a client-supplied file name
-is never used as a path.
+is never used as a path, and messages name an upload by the client's file name, never
+by its path on the server.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -208,6 +210,14 @@ def sniff(data: bytes, kinds: tuple[str, ...], declared: str) -> tuple[str, str]
     )
 
 
+def public_message(text: str, path: Path, name: str) -> str:
+    """``text`` (an error about the upload stored at ``path``) naming it ``name`` instead.
+
+    Replaces the full path first, then its bare file name (Pillow and FFmpeg quote either).
+    """
+    return text.replace(str(path), name).replace(path.name, name)
+
+
 class PrivateDir:
     """A temporary folder readable only by this process's user, removed on :meth:`cleanup`."""
 
@@ -219,6 +229,11 @@ class PrivateDir:
         target = self.path / f"{uuid.uuid4().hex}{suffix}"
         target.write_bytes(data)
         return target
+
+    def scrub(self, text: str) -> str:
+        """``text`` with any path inside this folder replaced by "the upload" (a last guard:
+        routes name uploads by their client file name with :func:`public_message`)."""
+        return re.sub(re.escape(str(self.path)) + r"(/[^\s'\":;,)]*)?", "the upload", text)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

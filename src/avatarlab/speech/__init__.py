@@ -27,10 +27,18 @@ from avatarlab.speech.features import (
     acoustic_features,
     acoustic_track,
     speech_segments,
+    speech_spans,
     voice_activity,
 )
 from avatarlab.speech.phones import SILENCE, SOURCES, Phone
-from avatarlab.speech.tts import Utterance, Voice, list_voices, synthesize, text_to_phonemes
+from avatarlab.speech.tts import (
+    Utterance,
+    Voice,
+    check_text,
+    list_voices,
+    synthesize,
+    text_to_phonemes,
+)
 from avatarlab.speech.visemes import (
     MOUTH_PARAMS,
     VISEME_TARGETS,
@@ -64,6 +72,7 @@ __all__ = [
     "acoustic_track",
     "align_transcript",
     "analyze_speech",
+    "check_text",
     "is_english",
     "list_voices",
     "mouth_frames",
@@ -72,6 +81,7 @@ __all__ = [
     "phone_visemes",
     "recognize_phones",
     "speech_segments",
+    "speech_spans",
     "synthesize",
     "text_to_phonemes",
     "transcribe",

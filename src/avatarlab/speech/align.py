@@ -10,8 +10,12 @@ Three uses of the same acoustic model (US English, 16 kHz, 10 ms frames):
 - :func:`transcribe`: word recognition with the bundled English trigram model
   (``fast=True``: the first search pass only, about twice as fast, for mouth timing).
 
-All times lie on the decoder's 10 ms frame grid. A decoder holds state, so each
-kind is created once per process and used under its own lock.
+All times lie on the decoder's 10 ms frame grid. A decoder is slow to create, so
+each kind is created once per process and used under its own lock. Its feature front
+end keeps state from one utterance to the next (noise and cepstral estimates: the same
+clip gave other phones after another clip), so it is reset before each utterance
+(``reinit_feat``, about 1 ms): the same audio gives the same words and phones whatever
+was decoded before, in one process or many.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ import numpy as np
 
 from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.media import SPEECH_RATE, resample
-from avatarlab.speech.phones import ARPABET_FILLERS, SILENCE, Phone, espeak_to_arpabet
+from avatarlab.speech.phones import (
+    ARPABET_FILLERS,
+    SILENCE,
+    Phone,
+    espeak_to_arpabet,
+    merge_silences,
+)
 
 #: PocketSphinx frames per second (``-frate``): every boundary is a multiple of 10 ms.
 FRAME_RATE = 100
@@ -126,6 +136,8 @@ def _pcm16(audio: np.ndarray, sample_rate: int) -> bytes:
 
 
 def _decode(decoder: Any, pcm: bytes) -> None:
+    """One utterance from a fresh front end (see the module doc)."""
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
@@ -142,16 +154,6 @@ def _is_filler(word: str) -> bool:
 
 def _phone_symbol(name: str) -> str:
     return SILENCE if name in ARPABET_FILLERS else name
-
-
-def _merge_silences(phones: list[Phone]) -> list[Phone]:
-    out: list[Phone] = []
-    for p in phones:
-        if out and p.symbol == SILENCE and out[-1].symbol == SILENCE:
-            out[-1] = Phone(SILENCE, out[-1].start, p.end, p.source)
-        else:
-            out.append(p)
-    return out
 
 
 def recognize_phones(audio: np.ndarray, sample_rate: int = SPEECH_RATE) -> list[Phone]:
@@ -179,7 +181,7 @@ def recognize_phones(audio: np.ndarray, sample_rate: int = SPEECH_RATE) -> list[
         for w, s, e in segments
         if e >= s
     ]
-    return _merge_silences(phones)
+    return merge_silences(phones)
 
 
 def transcribe(
@@ -293,4 +295,4 @@ def align_transcript(
         for p, s, d in ps
         if d > 0
     ]
-    return Recognition(" ".join(words), timed, _merge_silences(phones), "pocketsphinx-align")
+    return Recognition(" ".join(words), timed, merge_silences(phones), "pocketsphinx-align")

@@ -21,6 +21,13 @@ the phone loop; with the conversational style and rest pose, 0.61 against 0.49),
 about a fifth of real time on one core (60 s of speech: 11 s, against 4 s).
 A transcript that cannot be aligned, or audio with no recognised words, falls back
 to phone recognition (the fallback is recorded in :attr:`SpeechAnalysis.notes`).
+
+No voice, no mouth motion: a recogniser finds words in anything (PocketSphinx heard
+"dog" in 5 s of digital silence and opened the jaw in 76 of 125 frames), so the phone
+paths run only where the voice-activity detector hears speech
+(:func:`~avatarlab.speech.features.speech_spans`, Silero VAD as in the acoustic path):
+recognised sounds outside it become pauses, and audio without any is not decoded at
+all (its mouth rests in every frame).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import numpy as np
 
 from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.media import SPEECH_RATE, read_audio_with_rate, resample
-from avatarlab.speech.phones import Phone
+from avatarlab.speech.phones import SILENCE, Phone, merge_silences
 from avatarlab.speech.visemes import CoarticulationOptions, MouthTrack, mouth_track
 
 METHODS = ("auto", "espeak", "align", "words", "phones", "acoustic")
@@ -146,38 +153,78 @@ def analyze_speech(
         else:
             method = "align" if transcript else "words"
 
-    phones: list[Phone] = []
-    source = "acoustic"
-    if method == "align":
-        if not transcript:
-            raise OptionError("method 'align' needs a transcript")
-        from avatarlab.speech.align import align_transcript
-
-        try:
-            phones = align_transcript(audio16k, transcript).phones
-            source = "pocketsphinx-align"
-        except AvatarLabError as exc:
-            notes.append(f"alignment failed ({exc}); recognising phones instead")
-            method = "phones"
-    if method == "words":
-        phones, note = _from_words(audio16k)
-        notes.append(note)
-        if phones:
-            source = "pocketsphinx-words"
-        else:
-            method = "phones"
-    if method == "phones":
-        from avatarlab.speech.align import recognize_phones
-
-        phones = recognize_phones(audio16k)
-        source = "pocketsphinx-phones"
     if method == "acoustic":
         from avatarlab.speech.features import acoustic_track
 
         mouth = acoustic_track(audio16k, SPEECH_RATE, fps)
+        return SpeechAnalysis(audio16k, [], mouth, "acoustic", native, native_rate, notes)
+    if method == "align" and not transcript:
+        raise OptionError("method 'align' needs a transcript")
+
+    from avatarlab.speech.features import speech_spans
+
+    spans = speech_spans(audio16k)
+    if spans:
+        phones, source = _recognise(audio16k, method, transcript, notes)
+        phones, rested = _rest_outside(phones, spans)
+        if rested:
+            notes.append(f"{rested} recognised phones outside voice activity set to rest")
     else:
-        mouth = mouth_track(phones, fps, duration, coarticulation, source)
+        source = _PATH_SOURCES[method]
+        phones = [Phone(SILENCE, 0.0, duration, source)] if duration > 0 else []
+        notes.append("no voice activity: the mouth stays at rest")
+    mouth = mouth_track(phones, fps, duration, coarticulation, source)
     return SpeechAnalysis(audio16k, phones, mouth, source, native, native_rate, notes)
+
+
+#: The ``source`` of each phone path.
+_PATH_SOURCES = {
+    "align": "pocketsphinx-align",
+    "words": "pocketsphinx-words",
+    "phones": "pocketsphinx-phones",
+}
+
+
+def _recognise(
+    audio16k: np.ndarray, method: str, transcript: str | None, notes: list[str]
+) -> tuple[list[Phone], str]:
+    """Phones of English speech by ``method`` (align, words or phones), falling back to
+    phone recognition when alignment or word recognition fails; appends to ``notes``."""
+    if method == "align":
+        from avatarlab.speech.align import align_transcript
+
+        assert transcript
+        try:
+            return align_transcript(audio16k, transcript).phones, _PATH_SOURCES["align"]
+        except AvatarLabError as exc:
+            notes.append(f"alignment failed ({exc}); recognising phones instead")
+    if method == "words":
+        phones, note = _from_words(audio16k)
+        notes.append(note)
+        if phones:
+            return phones, _PATH_SOURCES["words"]
+    from avatarlab.speech.align import recognize_phones
+
+    return recognize_phones(audio16k), _PATH_SOURCES["phones"]
+
+
+def _rest_outside(phones: list[Phone], spans: list[tuple[float, float]]) -> tuple[list[Phone], int]:
+    """``phones`` with every sound that overlaps no voice-activity span made a pause.
+
+    A recogniser finds words in anything (it heard "dog" in digital silence); no voice,
+    no mouth motion. Returns the phones and how many were made pauses.
+    """
+    starts = np.array([s for s, _ in spans])
+    ends = np.array([e for _, e in spans])
+    out: list[Phone] = []
+    rested = 0
+    for p in phones:
+        i = int(np.searchsorted(ends, p.start, side="right"))  # first span ending after p starts
+        if p.symbol != SILENCE and not (i < len(spans) and starts[i] < p.end):
+            p = Phone(SILENCE, p.start, p.end, p.source)
+            rested += 1
+        out.append(p)
+    return merge_silences(out), rested
 
 
 def _from_words(audio16k: np.ndarray) -> tuple[list[Phone], str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,9 @@ ENERGY_FLOOR_DB = -50.0
 ENERGY_FLOOR_RISE_DB_S = 3.0
 ENERGY_MARGIN_DB = 6.0
 ENERGY_SPAN_DB = 10.0
+#: Margin (seconds) added on each side of a voice-activity span by :func:`speech_spans`:
+#: VAD blocks are 32 ms, and a word's faint edges (an initial s, a final t) may score low.
+SPEECH_PAD_S = 0.15
 _EPS = 1e-10
 
 #: Zeros appended at the end of a stream so every frame up to the end is computable.
@@ -183,7 +187,11 @@ class _Vad:
             self.model, self.backend = None, backend
             return
         loader = None if backend == "energy" else _silero_loader()
-        self.model = loader() if loader is not None else None
+        with warnings.catch_warnings():
+            # silero-vad loads its model through two deprecated calls
+            # (importlib.resources.path, torch.jit.load): nothing a user can act on.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = loader() if loader is not None else None
         if backend == "silero" and self.model is None:
             raise OptionError(
                 "Silero VAD needs torch and silero-vad: `pip install 'avatarlab[neural]'`, "
@@ -444,6 +452,27 @@ def voice_activity(
 ) -> np.ndarray:
     """Speech probability at 100 Hz, ``(T,)`` float32 (frame ``t`` at ``t / 100`` s)."""
     return acoustic_features(audio, sample_rate, vad).vad
+
+
+def speech_spans(
+    audio: np.ndarray,
+    sample_rate: int = SPEECH_RATE,
+    vad: str = "auto",
+    pad_s: float = SPEECH_PAD_S,
+) -> list[tuple[float, float]]:
+    """Where someone speaks: voice-activity intervals (seconds), widened by ``pad_s``.
+
+    Runs the VAD alone (no spectral features), in blocks of 32 ms, so memory stays
+    flat on long clips. Digital silence and faint noise give ``[]``.
+    """
+    x = _mono16k(audio, sample_rate)
+    if not len(x):
+        return []
+    blocks = _Vad(vad).blocks(np.pad(x, (0, -len(x) % VAD_BLOCK)))
+    per_frame = blocks[(np.arange(math.ceil(len(x) / HOP)) * HOP) // VAD_BLOCK]
+    duration = len(x) / SPEECH_RATE
+    spans = speech_segments(per_frame, min_gap_s=2.0 * pad_s)
+    return [(max(0.0, s - pad_s), min(duration, e + pad_s)) for s, e in spans]
 
 
 def speech_reference_db(features: AcousticFeatures) -> float:

@@ -56,6 +56,17 @@ class Phone:
         return 0.5 * (self.start + self.end)
 
 
+def merge_silences(phones: list[Phone]) -> list[Phone]:
+    """Join consecutive ``"SIL"`` phones into one."""
+    out: list[Phone] = []
+    for p in phones:
+        if out and p.symbol == SILENCE and out[-1].symbol == SILENCE:
+            out[-1] = Phone(SILENCE, out[-1].start, p.end, p.source)
+        else:
+            out.append(p)
+    return out
+
+
 #: The 39 CMUdict phones (stress digits removed).
 # fmt: off
 ARPABET_PHONES: frozenset[str] = frozenset([

@@ -1,21 +1,40 @@
 """Text to speech with phoneme timing, through libespeak-ng (ctypes).
 
-espeak-ng is initialised once per process in synchronous mode with phoneme events
-enabled: ``espeak_Synth`` calls back with int16 PCM blocks (22050 Hz) and an event
-list; each ``espeakEVENT_PHONEME`` carries the phoneme's mnemonic (``id.string``)
-and its start in the output (``audio_position``, ms). A phone ends where the next
-phoneme event (or the end of the audio) begins.
+espeak-ng runs in synchronous mode with phoneme events enabled: ``espeak_Synth``
+calls back with int16 PCM blocks (22050 Hz) and an event list; each
+``espeakEVENT_PHONEME`` carries the phoneme's mnemonic (``id.string``) and its start
+in the output (``audio_position``, ms). A phone ends where the next phoneme event (or
+the end of the audio) begins.
 
 libespeak keeps global state (voice, rate, callback), so every call runs under one
-process-wide lock; concurrent callers simply queue.
+process-wide lock; concurrent callers simply queue. Its wave generator also carries
+state from one utterance to the next that no API resets (the pitch-flutter phase, a
+static inside ``AdvanceParameters``, and the cycle counter of the voice's roughness),
+so the same text came out a few hundred samples longer or shorter on every call. Each
+call therefore loads a fresh copy of the library (``dlopen``, initialise, speak,
+``espeak_Terminate``, ``dlclose``: about 20 ms), and seeds libc's ``rand`` (breathy
+voices mix in noise from it): same text and voice, same samples, in one process or many.
+
+Ctrl-C: a Python exception cannot cross the C callback (ctypes prints "Exception
+ignored" and espeak goes on), so while espeak runs in the main thread, SIGINT and
+SIGTERM only set a flag; the callback then returns 1, which stops synthesis at once,
+and the signal is delivered again to the caller's own handler once espeak returns
+(by default a ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
 
+import _ctypes
+import contextlib
 import ctypes
 import ctypes.util
+import functools
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +60,10 @@ _EVENT_MSG_TERMINATED = 6
 _EVENT_PHONEME = 7
 _PARAM_RATE = 1
 _EE_OK = 0
+#: libc's initial ``rand`` seed, set before each synthesis.
+_RAND_SEED = 1
+#: Signals that stop a synthesis running in the main thread.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _EventId(ctypes.Union):
@@ -126,85 +149,107 @@ class Utterance:
 
 @dataclass
 class _Job:
+    """What the synthesis callback collects; a noted signal or an ``error`` stops it."""
+
     pcm: list[np.ndarray] = field(default_factory=list)
     events: list[tuple[int, str]] = field(default_factory=list)  # (ms, mnemonic)
     end_ms: int = 0
+    signals: list[int] = field(default_factory=list)  # signals received while speaking
+    error: BaseException | None = None
+
+
+def _collect(job: _Job, wav: Any, n_samples: int, events: Any) -> None:
+    if wav and n_samples > 0:
+        job.pcm.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+    i = 0
+    while events[i].type != _EVENT_LIST_TERMINATED:
+        event = events[i]
+        if event.type == _EVENT_PHONEME:
+            mnemonic = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+            job.events.append((int(event.audio_position), mnemonic))
+        elif event.type in (_EVENT_END, _EVENT_MSG_TERMINATED):
+            job.end_ms = max(job.end_ms, int(event.audio_position))
+        i += 1
+
+
+def _on_synth(wav: Any, n_samples: int, events: Any) -> int:
+    """espeak's synthesis callback: 0 = go on, 1 = stop. Never raises (see the module doc)."""
+    job = _JOB
+    if job is None or job.signals or job.error is not None:
+        return 1
+    try:
+        _collect(job, wav, n_samples, events)
+    except BaseException as exc:  # noqa: BLE001 - re-raised by synthesize() after espeak returns
+        job.error = exc
+        return 1
+    return 0
+
+
+#: The C callback, alive as long as any loaded copy of the library may call it.
+_CALLBACK = _SynthCallback(_on_synth)
+#: The job the callback fills; set and cleared under ``_LOCK``.
+_JOB: _Job | None = None
+
+
+@functools.cache
+def _library_name() -> str:
+    return ctypes.util.find_library("espeak-ng") or ESPEAK_LIBRARY
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """Argument and result types of the functions used."""
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_Terminate.argtypes = []
+    lib.espeak_Terminate.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_SetParameter.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.POINTER(ctypes.c_uint),
+        ctypes.c_void_p,
+    ]
+    lib.espeak_Synth.restype = ctypes.c_int
+    lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+    lib.espeak_TextToPhonemes.argtypes = [
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+
+
+def _open_library() -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(_library_name())
+    except OSError:
+        try:
+            return ctypes.CDLL(ESPEAK_LIBRARY)
+        except OSError as exc:
+            raise AvatarLabError(
+                "libespeak-ng is not installed: install it (Debian/Ubuntu: "
+                "`apt-get install espeak-ng`) to speak text"
+            ) from exc
 
 
 class _Espeak:
-    """The process-wide libespeak-ng handle; every method must run under ``lock``."""
+    """A freshly loaded, initialised libespeak-ng; use under ``_LOCK`` within :func:`_espeak`."""
 
-    def __init__(self) -> None:
-        name = ctypes.util.find_library("espeak-ng") or ESPEAK_LIBRARY
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            try:
-                lib = ctypes.CDLL(ESPEAK_LIBRARY)
-            except OSError as exc:
-                raise AvatarLabError(
-                    "libespeak-ng is not installed: install it (Debian/Ubuntu: "
-                    "`apt-get install espeak-ng`) to speak text"
-                ) from exc
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetVoiceByName.restype = ctypes.c_int
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.POINTER(ctypes.c_uint),
-            ctypes.c_void_p,
-        ]
-        lib.espeak_Synth.restype = ctypes.c_int
-        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
-        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
-        lib.espeak_TextToPhonemes.argtypes = [
-            ctypes.POINTER(ctypes.c_void_p),
-            ctypes.c_int,
-            ctypes.c_int,
-        ]
-        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
-        if rate <= 0:
-            raise AvatarLabError(
-                "espeak-ng failed to initialise (its data folder espeak-ng-data was not "
-                "found): reinstall espeak-ng"
-            )
+    def __init__(self, lib: ctypes.CDLL, sample_rate: int) -> None:
         self.lib = lib
-        self.sample_rate = int(rate)
-        self.job: _Job | None = None
-        # Keep the C callback object alive as long as the library may call it.
-        self._callback = _SynthCallback(self._on_synth)
-        lib.espeak_SetSynthCallback(self._callback)
-        self.voices = self._list_voices()
+        self.sample_rate = sample_rate
 
-    def _on_synth(self, wav, n_samples, events):  # type: ignore[no-untyped-def]
-        job = self.job
-        if job is None:
-            return 1
-        if wav and n_samples > 0:
-            job.pcm.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            event = events[i]
-            if event.type == _EVENT_PHONEME:
-                mnemonic = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
-                job.events.append((int(event.audio_position), mnemonic))
-            elif event.type in (_EVENT_END, _EVENT_MSG_TERMINATED):
-                job.end_ms = max(job.end_ms, int(event.audio_position))
-            i += 1
-        return 0
-
-    def _list_voices(self) -> list[Voice]:
+    def list_voices(self) -> list[Voice]:
         table = self.lib.espeak_ListVoices(None)
         voices: list[Voice] = []
         i = 0
@@ -225,14 +270,15 @@ class _Espeak:
     def set_voice(self, voice: str) -> None:
         # espeak matches file names ("en", "gmw/en-US"); also accept listed language codes
         # ("en-gb", "fr-fr") and voice names ("English (Great Britain)").
+        voices = _voices(self)
         wanted = voice.strip().lower()
         candidates = [voice] + [
-            v.identifier for v in self.voices if wanted in (v.language.lower(), v.name.lower())
+            v.identifier for v in voices if wanted in (v.language.lower(), v.name.lower())
         ]
         if not any(
             c and self.lib.espeak_SetVoiceByName(c.encode("utf-8")) == _EE_OK for c in candidates
         ):
-            languages = {v.language for v in self.voices}
+            languages = {v.language for v in voices}
             examples = [c for c in _EXAMPLE_LANGUAGES if c in languages] or sorted(languages)[:12]
             raise OptionError(
                 f"unknown espeak voice {voice!r}: use a language code such as "
@@ -243,18 +289,22 @@ class _Espeak:
     def set_rate(self, rate_wpm: int) -> None:
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
 
-    def synth(self, text: str) -> _Job:
+    def synth(self, text: str, job: _Job) -> None:
+        """Speak ``text`` into ``job``; raise what stopped it (a signal, a callback error)."""
+        global _JOB
         data = text.encode("utf-8") + b"\0"
-        self.job = job = _Job()
+        _libc().srand(_RAND_SEED)
+        _JOB = job
         try:
             status = self.lib.espeak_Synth(
                 data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
             )
         finally:
-            self.job = None
-        if status != _EE_OK:
+            _JOB = None
+        if job.error is not None:
+            raise job.error
+        if status != _EE_OK and not job.signals:
             raise AvatarLabError(f"espeak-ng failed to synthesise the text (error {status})")
-        return job
 
     def text_to_phonemes(self, text: str) -> list[str]:
         buffer = ctypes.create_string_buffer(text.encode("utf-8"))
@@ -267,22 +317,81 @@ class _Espeak:
         return out
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None)
+    libc.srand.argtypes = [ctypes.c_uint]
+    libc.srand.restype = None
+    return libc
+
+
 _LOCK = threading.Lock()
-_ENGINE: _Espeak | None = None
+_VOICES: list[Voice] | None = None
 
 
-def _engine() -> _Espeak:
-    """The initialised engine; call with ``_LOCK`` held."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = _Espeak()
-    return _ENGINE
+def _voices(engine: _Espeak) -> list[Voice]:
+    """The installed voices (listed once per process)."""
+    global _VOICES
+    if _VOICES is None:
+        _VOICES = engine.list_voices()
+    return _VOICES
+
+
+@contextlib.contextmanager
+def _signals_held(job: _Job) -> Iterator[None]:
+    """In the main thread, turn SIGINT/SIGTERM into a note on ``job`` (which stops espeak),
+    then deliver them to the caller's handlers on the way out."""
+    held: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            job.signals.append(signum)
+
+        for sig in _STOP_SIGNALS:
+            if callable(signal.getsignal(sig)):
+                held[sig] = signal.signal(sig, note)
+    try:
+        yield
+    finally:
+        for held_sig, handler in held.items():
+            signal.signal(held_sig, handler)
+    for signum in dict.fromkeys(job.signals):
+        signal.raise_signal(signum)
+    if job.signals:  # the caller's handler returned: the speech is still cut short
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _espeak(job: _Job | None = None) -> Iterator[_Espeak]:
+    """A fresh copy of libespeak-ng for one call (see the module doc); hold ``_LOCK``.
+
+    Signals are held from load to unload, so an interrupt never leaves a copy loaded.
+    """
+    with _signals_held(job if job is not None else _Job()):
+        lib = _open_library()
+        try:
+            _declare(lib)
+            rate = lib.espeak_Initialize(
+                _AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS
+            )
+            if rate <= 0:
+                raise AvatarLabError(
+                    "espeak-ng failed to initialise (its data folder espeak-ng-data was not "
+                    "found): reinstall espeak-ng"
+                )
+            try:
+                lib.espeak_SetSynthCallback(_CALLBACK)
+                yield _Espeak(lib, int(rate))
+            finally:
+                lib.espeak_Terminate()
+        finally:
+            _ctypes.dlclose(lib._handle)
 
 
 def list_voices() -> list[Voice]:
     """The espeak-ng voices installed on this machine."""
-    with _LOCK:
-        return list(_engine().voices)
+    with _LOCK, _espeak() as engine:
+        return list(_voices(engine))
 
 
 def _phones_from_events(events: list[tuple[int, str]], duration: float) -> list[Phone]:
@@ -305,6 +414,17 @@ def _phones_from_events(events: list[tuple[int, str]], duration: float) -> list[
     return phones
 
 
+def check_text(text: str) -> str:
+    """``text`` if it has something to say (a letter or a digit), else :class:`OptionError`.
+
+    Empty, blank and punctuation-only texts ("...", "?!") would give a silent clip a
+    frame long; callers (a server, a batch) can check before queueing work.
+    """
+    if not any(ch.isalnum() for ch in text or ""):
+        raise OptionError("the text has no words to speak: pass some words")
+    return text
+
+
 def synthesize(text: str, voice: str = DEFAULT_VOICE, rate_wpm: int | None = None) -> Utterance:
     """Speak ``text`` with espeak-ng and return the audio with its phone timing.
 
@@ -317,20 +437,21 @@ def synthesize(text: str, voice: str = DEFAULT_VOICE, rate_wpm: int | None = Non
         An :class:`Utterance`: float32 audio at 22050 Hz and espeak phones.
 
     Raises:
-        OptionError: empty text, unknown voice, or rate out of range.
+        OptionError: text without a letter or digit (empty, blank, punctuation only),
+            unknown voice, or rate out of range.
+        KeyboardInterrupt: Ctrl-C (or SIGTERM) while speaking, within milliseconds.
     """
-    if not text or not text.strip():
-        raise OptionError("the text to speak is empty: pass some words")
+    check_text(text)
     rate = RATE_DEFAULT_WPM if rate_wpm is None else int(rate_wpm)
     if not RATE_MIN_WPM <= rate <= RATE_MAX_WPM:
         raise OptionError(
             f"speaking rate {rate_wpm} wpm is out of range: use {RATE_MIN_WPM}..{RATE_MAX_WPM}"
         )
-    with _LOCK:
-        engine = _engine()
+    job = _Job()
+    with _LOCK, _espeak(job) as engine:
         engine.set_voice(voice)
         engine.set_rate(rate)
-        job = engine.synth(text)
+        engine.synth(text, job)
         sample_rate = engine.sample_rate
     pcm = np.concatenate(job.pcm) if job.pcm else np.zeros(0, np.int16)
     audio = (pcm.astype(np.float32) / 32768.0).astype(np.float32)
@@ -344,7 +465,6 @@ def text_to_phonemes(text: str, voice: str = DEFAULT_VOICE) -> list[str]:
     Uses the voice's pronunciation rules without synthesising audio; the
     alignment path uses it to pronounce words missing from CMUdict.
     """
-    with _LOCK:
-        engine = _engine()
+    with _LOCK, _espeak() as engine:
         engine.set_voice(voice)
         return engine.text_to_phonemes(text)

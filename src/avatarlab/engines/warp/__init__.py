@@ -2,10 +2,28 @@
 
 See :mod:`avatarlab.engines.warp.engine`; parts: :mod:`.topology` (triangulation),
 :mod:`.rig` (mesh deformation), :mod:`.field` (piecewise-affine warps),
-:mod:`.mouth` (mouth interior), :mod:`.motion` (blinks, head motion).
+:mod:`.mouth` (mouth interior), :mod:`.motion` (blinks, head motion). The options
+(:mod:`.options`) import nothing heavy; the rest is imported on first use.
 """
 
-from avatarlab.engines.warp.engine import WarpAvatar, WarpEngine, WarpOptions
-from avatarlab.engines.warp.rig import FaceRig, Pose
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from avatarlab.engines.warp.options import WarpOptions
+
+if TYPE_CHECKING:
+    from avatarlab.engines.warp.engine import WarpAvatar, WarpEngine
+    from avatarlab.engines.warp.rig import FaceRig, Pose
+
+_LAZY = {"WarpAvatar": "engine", "WarpEngine": "engine", "FaceRig": "rig", "Pose": "rig"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"avatarlab.engines.warp.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["FaceRig", "Pose", "WarpAvatar", "WarpEngine", "WarpOptions"]

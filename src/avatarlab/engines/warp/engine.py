@@ -15,13 +15,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from avatarlab._util import track_progress
-from avatarlab.engines.base import Driver, Frame, Source
+from avatarlab.engines.base import Driver, Frame, Source, register_engine
 from avatarlab.engines.warp import field as fld
 from avatarlab.engines.warp import topology as tp
 from avatarlab.engines.warp.motion import BlinkSchedule, HeadMotion, HeadOffset
@@ -35,12 +34,10 @@ from avatarlab.engines.warp.mouth import (
     synthetic_texture,
     texture_from_frame,
 )
+from avatarlab.engines.warp.options import LoopMode, WarpOptions
 from avatarlab.engines.warp.rig import FaceRig, Pose
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.face import topology as T
-
-TeethMode = Literal["auto", "source", "synthetic"]
-LoopMode = Literal["pingpong", "loop"]
 
 REAL_TEETH_MIN_GAP_CM = 0.5
 """A source must part its lips at least this much for its own interior to be reused."""
@@ -51,51 +48,6 @@ HEAD_BLOB = (1.0, 1.6)
 """Head motion moves everything inside this many head radii fully, fading to none at the second."""
 _MIN_GAP_CM = 0.02
 """Openings below this draw no interior."""
-
-
-@dataclass(frozen=True)
-class WarpOptions:
-    """How the warp engine renders.
-
-    Attributes:
-        crop_size: the face is processed at about this resolution (pixels across a
-            square crop twice the face width); larger faces are warped through a
-            coarser grid, so the cost does not grow with the source resolution.
-        fps: output frame rate for portraits (videos keep their own rate).
-        head_motion: idle head sway and speech nods for portraits, 0 (still) .. 1.
-        blink_rate: blinks per minute for portraits (0: none); real people 15-20.
-        expressiveness: scales the jaw opening (1 = natural, up to 2).
-        seed: seeds blinks and head motion; the same seed gives the same video.
-        teeth: mouth interior for portraits: ``"auto"`` reuses the portrait's own
-            when it shows teeth, ``"source"`` forces it, ``"synthetic"`` paints one.
-        loop: how a video source repeats when the speech is longer:
-            ``"pingpong"`` (forwards then backwards, no jump) or ``"loop"``.
-    """
-
-    crop_size: int = 256
-    fps: float = 25.0
-    head_motion: float = 0.5
-    blink_rate: float = 17.0
-    expressiveness: float = 1.0
-    seed: int = 0
-    teeth: TeethMode = "auto"
-    loop: LoopMode = "pingpong"
-
-    def __post_init__(self) -> None:
-        if not 64 <= self.crop_size <= 1024:
-            raise OptionError(f"crop_size must be in 64..1024 pixels, got {self.crop_size}")
-        if not 1.0 <= self.fps <= 120.0:
-            raise OptionError(f"fps must be in 1..120, got {self.fps}")
-        if not 0.0 <= self.head_motion <= 1.0:
-            raise OptionError(f"head_motion must be in 0..1, got {self.head_motion}")
-        if not 0.0 <= self.blink_rate <= 60.0:
-            raise OptionError(f"blink_rate must be in 0..60 per minute, got {self.blink_rate}")
-        if not 0.0 <= self.expressiveness <= 2.0:
-            raise OptionError(f"expressiveness must be in 0..2, got {self.expressiveness}")
-        if self.teeth not in ("auto", "source", "synthetic"):
-            raise OptionError(f"teeth must be auto, source or synthetic, got {self.teeth!r}")
-        if self.loop not in ("pingpong", "loop"):
-            raise OptionError(f"loop must be pingpong or loop, got {self.loop!r}")
 
 
 @dataclass
@@ -206,6 +158,10 @@ class WarpAvatar:
     def is_video(self) -> bool:
         return self.video is not None
 
+    def describe(self) -> list[str]:
+        """What the engine chose: where the mouth interior comes from."""
+        return [f"mouth interior: {self.teeth_source}"]
+
     @property
     def n_source_frames(self) -> int:
         return len(self.faces)
@@ -246,6 +202,7 @@ def _cavity_colour(texture: MouthTexture, fallback: np.ndarray) -> np.ndarray:
     return np.asarray(dark.mean(axis=0), np.float32)
 
 
+@register_engine("warp")
 class WarpEngine:
     """Training-free talking heads: deform the source face with its own landmarks.
 
@@ -255,6 +212,8 @@ class WarpEngine:
     """
 
     name = "warp"
+    Options = WarpOptions
+    still_only = frozenset({"fps", "head_motion", "blink_rate", "teeth"})
 
     def __init__(self, options: WarpOptions | None = None) -> None:
         self.options = options or WarpOptions()

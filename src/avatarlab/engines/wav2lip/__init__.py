@@ -22,17 +22,17 @@ if TYPE_CHECKING:
     from avatarlab.engines.wav2lip.engine import (
         Wav2LipAvatar,
         Wav2LipEngine,
-        Wav2LipOptions,
         wav2lip_dub,
     )
     from avatarlab.engines.wav2lip.model import SyncNetColor, Wav2Lip
+    from avatarlab.engines.wav2lip.options import Wav2LipOptions
 
 _LAZY = {
     "Wav2Lip": "model",
     "SyncNetColor": "model",
     "Wav2LipAvatar": "engine",
     "Wav2LipEngine": "engine",
-    "Wav2LipOptions": "engine",
+    "Wav2LipOptions": "options",
     "wav2lip_dub": "engine",
 }
 

@@ -18,58 +18,19 @@ import os
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
 from avatarlab._util import track_progress
-from avatarlab.engines.base import Driver, Source
+from avatarlab.engines.base import Driver, Source, register_engine
 from avatarlab.engines.wav2lip.audio import MelWindowStream, frame_count
 from avatarlab.engines.wav2lip.checkpoints import load_wav2lip
 from avatarlab.engines.wav2lip.model import FACE_SIZE
+from avatarlab.engines.wav2lip.options import DEFAULT_PADS, Wav2LipOptions
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.media import SPEECH_RATE, mel_windows, melspectrogram, read_audio, resample
-
-DEFAULT_PADS = (0, 10, 0, 0)
-"""Wav2Lip's ``--pads``: pixels added to the face box at top, bottom, left, right."""
-
-
-@dataclass(frozen=True)
-class Wav2LipOptions:
-    """How faces are cut out and pasted back.
-
-    Attributes:
-        pads: pixels added to the tracker's face box (top, bottom, left, right); Wav2Lip's
-            default adds 10 below so the chin is inside the crop.
-        blend: ``"lower"`` pastes only the lower face (from ~35 % of the box height down),
-            keeping the source's sharp eyes; ``"box"`` pastes the whole box.
-        feather: width of the soft mask edge as a fraction of the box side (0 gives the
-            reference's hard rectangle).
-        still_fps: frame rate of the output for a still portrait.
-        max_gap: frames without a tracked face that borrow the nearest frame's box (brief
-            misses on blur or occlusion); in longer gaps frames pass through unchanged
-            (the reference stops with an error instead).
-    """
-
-    pads: tuple[int, int, int, int] = DEFAULT_PADS
-    blend: Literal["lower", "box"] = "lower"
-    feather: float = 0.1
-    still_fps: float = 25.0
-    max_gap: int = 5
-
-    def __post_init__(self) -> None:
-        if len(self.pads) != 4:
-            raise OptionError(f"pads needs 4 values (top, bottom, left, right), got {self.pads}")
-        if self.blend not in ("lower", "box"):
-            raise OptionError(f"blend must be 'lower' or 'box', got {self.blend!r}")
-        if not 0.0 <= self.feather <= 0.5:
-            raise OptionError(f"feather must be in [0, 0.5], got {self.feather}")
-        if self.still_fps <= 0:
-            raise OptionError(f"still_fps must be positive, got {self.still_fps}")
-        if self.max_gap < 0:
-            raise OptionError(f"max_gap must be >= 0, got {self.max_gap}")
 
 
 @dataclass(frozen=True)
@@ -82,23 +43,42 @@ class Wav2LipAvatar:
         boxes: ``(N, 4)`` int crop boxes ``x0, y0, x1, y1`` (exclusive ends) per source frame,
             padded and clipped to the frame; all zero where the frame has no face.
         still: the portrait, RGB uint8 ``(H, W, 3)``, for a still image; ``None`` for video.
+        video_size: ``(width, height)`` of a video source (a still's comes from ``still``).
     """
 
     source: Path
     fps: float
     boxes: np.ndarray
     still: np.ndarray | None = None
+    video_size: tuple[int, int] = (0, 0)
 
     @property
     def n_frames(self) -> int:
         return int(self.boxes.shape[0])
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the source and of every output frame."""
+        if self.still is not None:
+            return (int(self.still.shape[1]), int(self.still.shape[0]))
+        return self.video_size
+
+    def describe(self) -> list[str]:
+        """How many source frames have a face box (the others pass through unchanged)."""
+        boxed = int(np.count_nonzero(self.boxes.any(axis=1)))
+        return [f"face boxes: {boxed} of {self.n_frames} source frames"]
 
 
 def _device(device: str | torch.device) -> torch.device:
     """``"auto"`` picks CUDA when present; asking for CUDA without one is a user error."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise OptionError(
+            f"unknown torch device {str(device)!r}: use cpu, cuda, cuda:N or auto"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise OptionError("CUDA was requested but this machine has no usable GPU: use cpu")
     return dev
@@ -167,36 +147,35 @@ def blend_mask(height: int, width: int, blend: str, feather: float) -> np.ndarra
     return (np.outer(top * down, across))[:, :, None].astype(np.float32)
 
 
+@register_engine("wav2lip")
 class Wav2LipEngine:
     """Lip-sync with a Wav2Lip checkpoint: ``prepare(source)`` once, then ``render``.
 
     Args:
-        checkpoint: path to ``wav2lip.pth`` / ``wav2lip_gan.pth`` (or a compatible state
-            dict), ``None`` to use the cached ``wav2lip.pth``, or a loaded :class:`Wav2Lip`
-            (any module with its call signature).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
-        batch_size: frames per network call (memory grows linearly; 16-128 suit a GPU).
-        options: cropping and blending, see :class:`Wav2LipOptions`.
+        options: checkpoint, device, batch size, cropping and blending, see
+            :class:`Wav2LipOptions`.
+        model: an already loaded :class:`Wav2Lip` (any module with its call signature)
+            used instead of ``options.checkpoint``.
+
+    Raises:
+        MissingWeightsError: no checkpoint given and none cached.
+        OptionError: CUDA asked for on a machine without a GPU.
     """
 
     name = "wav2lip"
+    Options = Wav2LipOptions
+    still_only = frozenset({"still_fps"})
 
     def __init__(
-        self,
-        checkpoint: str | os.PathLike[str] | torch.nn.Module | None = None,
-        device: str | torch.device = "cpu",
-        batch_size: int = 16,
-        options: Wav2LipOptions | None = None,
+        self, options: Wav2LipOptions | None = None, *, model: torch.nn.Module | None = None
     ) -> None:
-        if batch_size < 1:
-            raise OptionError(f"batch_size must be at least 1, got {batch_size}")
-        self.device = _device(device)
-        self.batch_size = batch_size
         self.options = options or Wav2LipOptions()
-        if isinstance(checkpoint, torch.nn.Module):
-            self.model = checkpoint.to(self.device).eval()
+        self.device = _device(self.options.device)
+        self.batch_size = self.options.batch_size
+        if model is not None:
+            self.model = model.to(self.device).eval()
         else:
-            self.model = load_wav2lip(checkpoint, self.device)
+            self.model = load_wav2lip(self.options.checkpoint, self.device)
 
     def prepare(self, source: Source) -> Wav2LipAvatar:
         """Track the face through a video, or find it in a portrait (file or RGB array)."""
@@ -216,7 +195,7 @@ class Wav2LipEngine:
         boxes = crop_boxes(track.boxes, (info.width, info.height), opts.pads, opts.max_gap)
         if info.is_image:
             return Wav2LipAvatar(path, opts.still_fps, boxes[:1], read_image(path))
-        return Wav2LipAvatar(path, info.fps, boxes)
+        return Wav2LipAvatar(path, info.fps, boxes, video_size=(info.width, info.height))
 
     @staticmethod
     def _frames(avatar: Wav2LipAvatar) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
@@ -351,21 +330,21 @@ def _crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
 def wav2lip_dub(
     video: str | os.PathLike[str],
     audio: str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str] | torch.nn.Module | None,
     out: str | os.PathLike[str],
-    device: str | torch.device = "cpu",
-    batch_size: int = 16,
     options: Wav2LipOptions | None = None,
+    *,
+    model: torch.nn.Module | None = None,
 ) -> Path:
     """Lip-sync ``video`` (or a still image) to the speech in ``audio``; write ``out`` (MP4).
 
     The output has the source's size and frame rate, the audio's duration (the video is
     cut or looped to it, see :meth:`Wav2LipEngine.render`) and the audio muxed in.
-    Written atomically: nothing appears at ``out`` if anything fails.
+    Written atomically: nothing appears at ``out`` if anything fails. ``model`` is a
+    loaded network used instead of ``options.checkpoint``.
     """
     from avatarlab.media import VideoWriter
 
-    engine = Wav2LipEngine(checkpoint, device=device, batch_size=batch_size, options=options)
+    engine = Wav2LipEngine(options, model=model)
     avatar = engine.prepare(video)
     wav = read_audio(audio, SPEECH_RATE)
     with VideoWriter(out, avatar.fps, audio=wav, sample_rate=SPEECH_RATE) as writer:

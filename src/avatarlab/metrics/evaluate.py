@@ -1,12 +1,14 @@
 """Score generated talking-face videos against real ones: the ``evaluate`` entry point.
 
-    from avatarlab.evaluation import evaluate
+    from avatarlab.metrics.evaluate import evaluate
     res = evaluate("generated/", "real/", metrics=["psnr", "ssim", "lmd", "lse"],
                    weights={"syncnet_v2": "syncnet_v2.model"}, out_dir="results/")
     res.summary["psnr"]["psnr"], res.files["report.html"]
 
-Pairs are matched by file name; each pair is streamed once (see
-:mod:`avatarlab.metrics.runner`) and the outputs are written by
+Pairs are matched by file name (:mod:`~avatarlab.metrics.pairing`), the metrics
+planned from their declarations (:mod:`~avatarlab.metrics.planning`), each pair
+streamed once (:mod:`~avatarlab.metrics.scoring`), the clips summarised
+(:mod:`~avatarlab.metrics.summary`) and the outputs written by
 :mod:`avatarlab.metrics.report`. Scripts that use ``jobs > 1`` need the usual
 ``if __name__ == "__main__":`` guard (the pool uses the ``spawn`` start method).
 """
@@ -23,16 +25,12 @@ from typing import Any
 from avatarlab._pool import default_workers
 from avatarlab._util import make_output_folder
 from avatarlab.errors import OptionError
+from avatarlab.metrics.pairing import match_pairs
+from avatarlab.metrics.planning import plan_metrics
 from avatarlab.metrics.report import MAX_PLOTTED_CLIPS, write_outputs
-from avatarlab.metrics.runner import (
-    ClipJob,
-    EvalResults,
-    clip_skips,
-    match_pairs,
-    plan_metrics,
-    run_clips,
-    summarize,
-)
+from avatarlab.metrics.results import EvalResults
+from avatarlab.metrics.scoring import ClipJob, run_clips
+from avatarlab.metrics.summary import clip_skips, summarize
 
 PathLike = str | os.PathLike[str]
 
@@ -43,12 +41,12 @@ def _metric_list(metrics: str | Iterable[str] | None) -> list[str] | None:
     names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
     names = [n.strip() for n in names if n.strip()]
     if not names:
-        raise OptionError("--metrics is empty: name at least one metric, or leave it out for all")
+        raise OptionError("metrics is empty: name at least one metric, or None for all")
     return names
 
 
 def parse_weights(items: Iterable[str]) -> dict[str, str]:
-    """``--weights`` values: ``name=path`` (checkpoint, file or metric name) or a bare path.
+    """Weights given as text: ``name=path`` (checkpoint, file or metric name) or a bare path.
 
     A bare path is keyed by its file name, which matches the checkpoint whose official
     file name it is (e.g. ``syncnet_v2.model``).
@@ -59,21 +57,20 @@ def parse_weights(items: Iterable[str]) -> dict[str, str]:
         if not sep:
             name, path = Path(item).name, item
         if not name or not path:
-            raise OptionError(
-                f"--weights {item!r}: use name=path, e.g. syncnet_v2=syncnet_v2.model"
-            )
+            raise OptionError(f"weights {item!r}: use name=path, e.g. syncnet_v2=syncnet_v2.model")
         out[name.strip()] = os.path.expanduser(path.strip())
     return out
 
 
 def parse_metric_options(items: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``--option metric.key=value`` values; ``value`` is JSON (true, 4, "x") or a plain string."""
+    """Metric options given as text, ``metric.key=value``; ``value`` is JSON (true, 4, "x")
+    or a plain string."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         target, sep, raw = item.partition("=")
         metric, dot, key = target.partition(".")
         if not (sep and dot and metric and key):
-            raise OptionError(f"--option {item!r}: use metric.key=value, e.g. psnr.y_channel=true")
+            raise OptionError(f"option {item!r}: use metric.key=value, e.g. psnr.y_channel=true")
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
@@ -114,7 +111,7 @@ def evaluate(
         max_plots: clips drawn in the report's per-clip plots.
 
     Returns:
-        :class:`~avatarlab.metrics.runner.EvalResults`; ``files`` lists what was written.
+        :class:`~avatarlab.metrics.results.EvalResults`; ``files`` lists what was written.
         Metrics that cannot run (missing checkpoint, reference or audio) are listed in
         ``skipped`` with the reason; clips or metrics that fail are recorded, not raised.
 
@@ -128,12 +125,12 @@ def evaluate(
         raise OptionError(f"jobs must be >= 1, got {jobs}")
     out = make_output_folder(out_dir, create=False)  # a wrong -o fails before any scoring
     pairs = match_pairs(pred, ref, audio)
-    plan = plan_metrics(_metric_list(metrics), ref is not None, weights, device, metric_options)
+    plan = plan_metrics(_metric_list(metrics), ref is not None, weights, metric_options)
     make_output_folder(out)
     clip_jobs = [ClipJob(p, plan.specs, plan.weights, device) for p in pairs.pairs]
     workers = min(jobs or default_workers(), max(1, len(clip_jobs)))
     results = run_clips(clip_jobs, workers) if plan.specs else []
-    summary, how = summarize(results, plan, device)
+    summary, how = summarize(results, plan)
     er = EvalResults(
         pred=str(pred),
         ref=None if ref is None else str(ref),
@@ -145,6 +142,7 @@ def evaluate(
         clips=results,
         summary=summary,
         summary_method=how,
+        keys=dict(plan.keys),
         weights=dict(plan.weights),
         jobs=workers,
         device=device,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarlab._util import atomic_output
+from avatarlab._util import atomic_output, make_output_folder
 from avatarlab.assets import DEFAULT_SENTENCE, DEFAULT_VOICE, default_portrait
 
 
@@ -34,8 +34,7 @@ def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> D
     from avatarlab.face.draw import draw_faces
     from avatarlab.media.files import write_image
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(out_dir)
     portrait = default_portrait()
     write_image(out / "portrait.png", portrait)
     faces = analyze_image(portrait)
@@ -55,6 +54,6 @@ def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> D
 
 def _speak(portrait: np.ndarray, target: Path, text: str) -> Path:
     """Make the portrait say ``text`` with the default engine."""
-    from avatarlab.generate import speak
+    from avatarlab.tasks.speak import SpeakOptions, speak
 
-    return speak(portrait, text=text, voice=DEFAULT_VOICE, out=target).path
+    return speak(portrait, text=text, out=target, options=SpeakOptions(voice=DEFAULT_VOICE)).path

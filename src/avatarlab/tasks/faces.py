@@ -1,7 +1,9 @@
-"""Whole-file face jobs behind the CLI: media summaries, face tracks, batch crops.
+"""Whole-file face tasks: media summaries (``info``), face tracks (``faces``), batch crops.
 
 These sequence the face and media building blocks over files and folders; the
-CLI only parses arguments and prints what these return.
+CLI only parses arguments and prints what these return. Module-level imports are
+light (the CLI builds its ``crop`` flags from :class:`CropOptions`); the face and
+media stacks are imported when a task runs.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import cv2
-import numpy as np
+from avatarlab._util import atomic_output, make_output_folder, track_progress
+from avatarlab.errors import AvatarLabError, MediaError, OptionError, describe_frames
+from avatarlab.tasks._output import check_output_file
 
-from avatarlab._util import atomic_output, track_progress
-from avatarlab.errors import AvatarLabError, OptionError, describe_frames
-from avatarlab.face.detect import DetectorModel, FaceDetector
-from avatarlab.media import MediaInfo, iter_frames, probe, read_image
-from avatarlab.media._open import is_image_path
-from avatarlab.media.files import find_media, write_image
+if TYPE_CHECKING:
+    import numpy as np
+
+    from avatarlab.media import MediaInfo
 
 _INFO_SAMPLES = 5  # frames sampled across a video to count faces in `info`
 MAX_CROP_SIZE = 4096  # pixels; larger crops only upsample and exhaust memory
@@ -47,12 +48,15 @@ class MediaSummary:
         return d
 
 
-def summarize_media(path: str | os.PathLike[str], detector: DetectorModel = "auto") -> MediaSummary:
+def summarize_media(path: str | os.PathLike[str], detector: str = "auto") -> MediaSummary:
     """Probe ``path`` and count faces on a few frames spread over its duration."""
+    from avatarlab.face.detect import FaceDetector
+    from avatarlab.media import probe
+
     info = probe(path)
     if not info.has_video:
         return MediaSummary(info, faces=0, frames_sampled=0, frames_with_face=0)
-    det = FaceDetector(detector)
+    det = FaceDetector(detector)  # type: ignore[arg-type]
     counts = [len(det.detect(frame)) for frame in _sample_frames(info, _INFO_SAMPLES)]
     return MediaSummary(
         info,
@@ -64,6 +68,10 @@ def summarize_media(path: str | os.PathLike[str], detector: DetectorModel = "aut
 
 def _sample_frames(info: MediaInfo, n: int) -> Iterator[np.ndarray]:
     """Up to ``n`` frames evenly spread over a video (the image itself for stills)."""
+    import numpy as np
+
+    from avatarlab.media import iter_frames, read_image
+
     if info.is_image:
         yield read_image(info.path)
         return
@@ -79,20 +87,25 @@ def _sample_frames(info: MediaInfo, n: int) -> Iterator[np.ndarray]:
 
 @dataclass(frozen=True)
 class CropOptions:
-    """Options of the batch face-crop job (``avatarlab crop``).
+    """Options of the batch face-crop task (``avatarlab crop``).
 
-    size: side of the square output in pixels; margin: extra context around the
-    detected face box, as a fraction of the box side on each side; every: take
-    every N-th frame of videos; all_faces: crop every face, not only the largest;
-    image_format: "jpg" or "png"; detector: "auto", "short" or "full".
+    Attributes:
+        size: side of the square crops in pixels.
+        margin: context around the detected face box, as a fraction of the box side on
+            each side.
+        every: take every N-th frame of videos.
+        all_faces: crop every face, not only the largest.
+        image_format: file format of the crops.
+        detector: face detector model: ``auto``, ``short`` (near faces) or ``full``.
+        min_score: smallest detection confidence kept (0..1).
     """
 
     size: int = 512
     margin: float = 0.4
     every: int = 1
     all_faces: bool = False
-    image_format: str = "jpg"
-    detector: DetectorModel = "auto"
+    image_format: Literal["jpg", "png"] = "jpg"
+    detector: str = "auto"
     min_score: float = 0.5
 
     def __post_init__(self) -> None:
@@ -104,6 +117,13 @@ class CropOptions:
             raise OptionError(f"every must be >= 1, got {self.every}")
         if self.image_format not in ("jpg", "png"):
             raise OptionError(f"image format must be jpg or png, got {self.image_format!r}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise OptionError(f"min_score must be in 0..1, got {self.min_score}")
+        from avatarlab.face.detect import DetectorModel
+
+        if self.detector not in get_args(DetectorModel):
+            models = ", ".join(get_args(DetectorModel))
+            raise OptionError(f"detector must be one of {models}, got {self.detector!r}")
 
 
 @dataclass
@@ -125,20 +145,33 @@ class CropReport:
 def crop_faces(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
-    options: CropOptions = CropOptions(),
+    options: CropOptions | None = None,
 ) -> CropReport:
     """Write square face crops of every image and (sampled) video frame in ``inputs``.
 
-    Folders are searched recursively. One unreadable file is recorded in the
-    report and the job carries on; ``report.json`` in ``out_dir`` lists the files
-    written, the inputs (and frames) without a face, and the failures.
+    Folders are searched recursively. A file that cannot be read or cropped is
+    recorded in the report and the job carries on; ``report.json`` in ``out_dir``
+    lists the files written, the inputs (and frames) without a face, and the failures.
+
+    Raises:
+        MediaError: an input does not exist, or no image or video was found in them.
+        OptionError: ``out_dir`` is a file or cannot be created (checked first).
     """
     from avatarlab.face.align import crop_box
+    from avatarlab.face.detect import FaceDetector
+    from avatarlab.media._open import is_image_path
+    from avatarlab.media.files import find_media, write_image
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    options = options or CropOptions()
+    out = make_output_folder(out_dir, create=False)
     files = find_media(inputs)
-    det = FaceDetector(options.detector, options.min_score)
+    if not files:
+        raise MediaError(
+            f"no images or videos found in {', '.join(map(str, inputs))}: "
+            "pass image or video files, or folders that hold them"
+        )
+    make_output_folder(out)
+    det = FaceDetector(options.detector, options.min_score)  # type: ignore[arg-type]
     report = CropReport()
     used: set[Path] = set()  # names written by this run: inputs may share a file name
     for path in track_progress(files, "cropping faces", total=len(files)):
@@ -158,14 +191,19 @@ def crop_faces(
                 report.no_face[str(path)] = (
                     "no face" if is_image_path(path) else f"frames {describe_frames(missing)}"
                 )
-        except (AvatarLabError, cv2.error) as err:
+        except AvatarLabError as err:
             report.failed[str(path)] = str(err).strip()
+        except Exception as err:  # one bad file (decoder, codec, OpenCV) must not stop a batch
+            report.failed[str(path)] = f"{type(err).__name__}: {str(err).strip()}"
     with atomic_output(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2))
     return report
 
 
 def _frames_of(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
+    from avatarlab.media import iter_frames, read_image
+    from avatarlab.media._open import is_image_path
+
     if is_image_path(path):
         yield 0, read_image(path)
         return
@@ -184,6 +222,8 @@ def _unique(target: Path, used: set[Path]) -> Path:
 
 
 def _crop_name(path: Path, idx: int, k: int, options: CropOptions) -> str:
+    from avatarlab.media._open import is_image_path
+
     stem = path.stem if is_image_path(path) else f"{path.stem}_{idx:06d}"
     return f"{stem}{f'_face{k}' if k else ''}.{options.image_format}"
 
@@ -209,20 +249,29 @@ def analyze_faces(
     Images: every face (box, score, 68 landmarks, pose). Videos: one person's
     ``FaceTrack`` (per-frame boxes, 478-point mesh, pose) plus its 68-point
     landmarks. ``annotate`` writes a preview (image, or MP4 with the source audio).
-    Raises NoFaceError when no frame shows a face; then nothing is written.
+    Both outputs are checked before any analysis, and the JSON appears only once the
+    preview is written too: on any failure neither is left behind.
+
+    Raises:
+        NoFaceError: no frame shows a face. OptionError: an output cannot be written.
     """
+    import numpy as np
+
     from avatarlab.errors import NoFaceError
+    from avatarlab.media import probe
 
     info = probe(media)
     if not info.has_video:
         from avatarlab.errors import NoVideoError
 
         raise NoVideoError(f"{media} has no pictures: pass an image or a video")
+    check_output_file(out_json)
     if annotate is not None:  # fail before any analysis, and before the JSON is written
         from avatarlab.media.files import check_image_output
         from avatarlab.media.writer import check_video_output
 
         (check_image_output if info.is_image else check_video_output)(annotate)
+        check_output_file(annotate)
     if info.is_image:
         return _analyze_still(info, Path(out_json), annotate)
     from avatarlab.face.track import track_video
@@ -240,8 +289,8 @@ def analyze_faces(
     data["landmarks68"] = lm68.tolist()
     with atomic_output(out_json) as tmp:
         tmp.write_text(json.dumps(data, separators=(",", ":")))
-    if annotate is not None:
-        _annotate_video(info, track, Path(annotate))
+        if annotate is not None:
+            _annotate_video(info, track, Path(annotate))
     return FacesResult(
         n_frames=len(track),
         frames_with_face=int(track.found.sum()),
@@ -255,6 +304,8 @@ def _analyze_still(info: MediaInfo, out_json: Path, annotate: Any) -> FacesResul
     from avatarlab.errors import NoFaceError
     from avatarlab.face.analyze import analyze_image
     from avatarlab.face.draw import draw_faces
+    from avatarlab.media import read_image
+    from avatarlab.media.files import write_image
 
     image = read_image(info.path)
     found = analyze_image(image)
@@ -270,8 +321,8 @@ def _analyze_still(info: MediaInfo, out_json: Path, annotate: Any) -> FacesResul
     }
     with atomic_output(out_json) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
-    if annotate is not None:
-        write_image(annotate, draw_faces(image, found))
+        if annotate is not None:
+            write_image(annotate, draw_faces(image, found))
     return FacesResult(1, 1, "", out_json, None if annotate is None else Path(annotate))
 
 
@@ -279,7 +330,7 @@ def _annotate_video(info: MediaInfo, track: Any, out: Path) -> None:
     """Draw the track onto the source frames and write an MP4 with the source audio."""
     from avatarlab.face.draw import draw_annotations
     from avatarlab.face.pose import HeadPose
-    from avatarlab.media import VideoWriter, read_audio_with_rate
+    from avatarlab.media import VideoWriter, iter_frames, read_audio_with_rate
 
     audio, rate = read_audio_with_rate(info.path, mono=False) if info.has_audio else (None, None)
     fps = info.fps or 25.0

@@ -1,0 +1,55 @@
+"""Builders for the MediaPipe graphs the body package runs (models ship inside ``mediapipe``).
+
+Only models that ship in the wheel are used: the pose landmarker "full"
+(``model_complexity=1``; "lite" and "heavy" would be downloaded on first use,
+which an offline install cannot do), the full hand landmarker, the 478-point
+face mesh (through ``avatarlab.face``) and selfie segmentation. Every graph
+keeps tracking state, so each person and hand gets its own instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+POSE_MODEL_COMPLEXITY = 1
+"""MediaPipe pose landmarker "full", the one that ships in the mediapipe wheel."""
+
+HAND_MODEL_COMPLEXITY = 0
+"""MediaPipe hand landmarker "full" (0 would be "lite")."""
+
+MIN_DETECTION = 0.5
+MIN_TRACKING = 0.5
+
+
+def new_pose(static: bool) -> Any:
+    """A MediaPipe Pose graph; MediaPipe's own landmark smoothing is off (we smooth ourselves)."""
+    from mediapipe.python.solutions import pose
+
+    return pose.Pose(
+        static_image_mode=static,
+        model_complexity=POSE_MODEL_COMPLEXITY,
+        smooth_landmarks=True,
+        enable_segmentation=False,
+        min_detection_confidence=MIN_DETECTION,
+        min_tracking_confidence=MIN_TRACKING,
+    )
+
+
+def new_hands(static: bool) -> Any:
+    """A MediaPipe Hands graph for one hand (it runs on a crop around one wrist)."""
+    from mediapipe.python.solutions import hands
+
+    return hands.Hands(
+        static_image_mode=static,
+        max_num_hands=1,
+        model_complexity=HAND_MODEL_COMPLEXITY,
+        min_detection_confidence=MIN_DETECTION,
+        min_tracking_confidence=MIN_TRACKING,
+    )
+
+
+def new_selfie_segmentation(landscape: bool = False) -> Any:
+    """MediaPipe selfie segmentation: general (256x256) or landscape (144x256) model."""
+    from mediapipe.python.solutions import selfie_segmentation
+
+    return selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)

@@ -1,0 +1,131 @@
+"""``speak``, ``dub`` and ``demo``: task flags plus the union of every registered engine's options.
+
+A flag that only some engines have says which in its help; setting one the chosen
+engine lacks is refused by the tasks layer with one line listing that engine's
+options (``--engine wav2lip --head-motion 0.3``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from avatarlab.cli._app import app, console, note, print_json
+from avatarlab.cli._options import Flag, build, flags_of, pick, union, with_options
+from avatarlab.engines import engine_options, list_engines
+from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions
+
+
+def engine_flags() -> list[Flag]:
+    """One flag per option field of any registered engine (same-named fields merge)."""
+    return union(*(flags_of(engine_options(name), owner=name) for name in list_engines()))
+
+
+def task_flags(cls: type) -> list[Flag]:
+    """The task's own flags; ``--engine`` offers the registered engines."""
+    return flags_of(cls, choices={"engine": list_engines()})
+
+
+def engine_values(values: dict[str, Any], task: type) -> dict[str, Any]:
+    """The given values that are not fields of the task's options: the engine's."""
+    own = pick(values, task)
+    return {k: v for k, v in values.items() if k not in own}
+
+
+def _report(result: GenerateResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"{result.frames} frames at {result.fps:g} fps ({result.duration:.2f} s, "
+        f"speech: {result.speech_source}) -> {result.path}",
+        highlight=False,
+    )
+    for line in result.notes:
+        note(line)
+
+
+_AS_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+
+
+@app.command()
+@with_options(
+    ("Task", lambda: task_flags(SpeakOptions)),
+    ("Engine", engine_flags),
+    engines=list_engines,
+)
+def speak(
+    image: Path = typer.Option(..., "--image", help="Portrait (photo, painting, cartoon)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output MP4."),
+    audio: Path | None = typer.Option(None, "--audio", help="Speech to lip-sync to."),
+    text: str | None = typer.Option(None, "--text", help="Text to say (espeak-ng voice)."),
+    transcript: str | None = typer.Option(
+        None, "--transcript", help="What --audio says (English): exact phone timing."
+    ),
+    as_json: bool = _AS_JSON,
+    *,
+    values: dict[str, Any],
+) -> None:
+    """Make the face in a portrait say an audio file or a text."""
+    from avatarlab.errors import OptionError
+    from avatarlab.tasks.speak import speak as run
+
+    if (audio is None) == (text is None):
+        raise OptionError('give exactly one of --audio SPEECH or --text "..."')
+    result = run(
+        image,
+        audio=audio,
+        text=text,
+        transcript=transcript,
+        out=out,
+        options=build(SpeakOptions, values),
+        engine_options=engine_values(values, SpeakOptions),
+    )
+    _report(result, as_json)
+
+
+@app.command()
+@with_options(
+    ("Task", lambda: task_flags(DubOptions)),
+    ("Engine", engine_flags),
+    engines=list_engines,
+)
+def dub(
+    video: Path = typer.Option(..., "--video", help="Talking video to re-lip-sync."),
+    audio: Path = typer.Option(..., "--audio", help="New speech."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output MP4."),
+    transcript: str | None = typer.Option(
+        None, "--transcript", help="What --audio says (English): exact phone timing."
+    ),
+    as_json: bool = _AS_JSON,
+    *,
+    values: dict[str, Any],
+) -> None:
+    """Re-lip-sync a talking video to new speech, keeping its head motion and background."""
+    from avatarlab.tasks.speak import dub as run
+
+    result = run(
+        video,
+        audio,
+        transcript=transcript,
+        out=out,
+        options=build(DubOptions, values),
+        engine_options=engine_values(values, DubOptions),
+    )
+    _report(result, as_json)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output folder."),
+    text: str | None = typer.Option(None, "--text", help="Sentence to say instead of the default."),
+) -> None:
+    """The main job on built-in defaults: analyse the bundled portrait and make it speak."""
+    from avatarlab.assets import DEFAULT_SENTENCE
+    from avatarlab.tasks.demo import run_demo
+
+    result = run_demo(out, text or DEFAULT_SENTENCE)
+    console.print(f"portrait analysis: {result.annotated}, {result.faces_json}")
+    console.print(f"talking video: {result.video}")

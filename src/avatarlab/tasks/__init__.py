@@ -1,0 +1,50 @@
+"""The tasks layer: whole jobs built from the building blocks (speak, dub, eval, ...).
+
+The public API (:mod:`avatarlab`), the command line and the server call only this
+layer; building blocks (media, face, speech, engines, metrics, datasets, train)
+never import it. Each task takes a frozen options dataclass whose fields are also
+its command-line flags. The task modules import their heavy dependencies when a
+task runs, so importing this package stays light.
+
+    from avatarlab.tasks import speak, SpeakOptions
+"""
+
+from __future__ import annotations
+
+from avatarlab.tasks.demo import DemoOutputs, run_demo
+from avatarlab.tasks.evaluate import EvalOptions, evaluate, nothing_scored
+from avatarlab.tasks.faces import (
+    CropOptions,
+    CropReport,
+    FacesResult,
+    MediaSummary,
+    analyze_faces,
+    crop_faces,
+    summarize_media,
+)
+from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, all_failed, prepare
+from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions, dub, speak
+
+__all__ = [
+    "CropOptions",
+    "CropReport",
+    "DemoOutputs",
+    "DubOptions",
+    "EvalOptions",
+    "FacesResult",
+    "GenerateResult",
+    "MediaSummary",
+    "PrepareOptions",
+    "PrepareRun",
+    "SpeakOptions",
+    "all_failed",
+    "analyze_faces",
+    "crop_faces",
+    "dub",
+    "evaluate",
+    "nothing_scored",
+    "prepare",
+    "run_demo",
+    "speak",
+    "summarize_media",
+]
