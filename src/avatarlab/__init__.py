@@ -8,11 +8,10 @@ first use, so ``import avatarlab`` stays light.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from avatarlab._version import __version__
 from avatarlab.errors import (
     AvatarLabError,
     CheckpointError,
@@ -20,6 +19,7 @@ from avatarlab.errors import (
     MissingWeightsError,
     NoAudioError,
     NoFaceError,
+    NoPersonError,
     NoVideoError,
     OptionError,
 )
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from avatarlab.serve import ServeOptions
     from avatarlab.tasks.evaluate import EvalOptions, evaluate
     from avatarlab.tasks.faces import CropOptions, crop_faces
+    from avatarlab.tasks.pose import PoseAlignOptions, PoseOptions, pose, pose_align
     from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
     from avatarlab.tasks.speak import DubOptions, SpeakOptions, dub, speak
 
@@ -61,6 +62,10 @@ _LAZY = {
     "PrepareOptions": "avatarlab.tasks",
     "PrepareRun": "avatarlab.tasks",
     "CropOptions": "avatarlab.tasks",
+    "pose": "avatarlab.tasks",
+    "pose_align": "avatarlab.tasks",
+    "PoseOptions": "avatarlab.tasks",
+    "PoseAlignOptions": "avatarlab.tasks",
     "ServeOptions": "avatarlab.serve.options",
     "list_engines": "avatarlab.engines",
     "get_engine": "avatarlab.engines",
@@ -86,6 +91,9 @@ __all__ = [
     "MissingWeightsError",
     "NoAudioError",
     "NoFaceError",
+    "NoPersonError",
+    "PoseAlignOptions",
+    "PoseOptions",
     "NoVideoError",
     "OptionError",
     "PrepareOptions",
@@ -98,6 +106,8 @@ __all__ = [
     "evaluate",
     "get_engine",
     "list_engines",
+    "pose",
+    "pose_align",
     "prepare",
     "serve",
     "speak",

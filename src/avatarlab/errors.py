@@ -21,6 +21,10 @@ class MediaError(AvatarLabError):
     exit_code = 2
 
 
+class MediaLimitError(MediaError):
+    """Valid media over a stated limit (pixels, seconds), refused before it is decoded whole."""
+
+
 class NoVideoError(MediaError):
     """The media has no video stream but one is needed."""
 
@@ -40,6 +44,10 @@ class NoFaceError(AvatarLabError):
     def __init__(self, message: str, frames: Sequence[int] = ()) -> None:
         super().__init__(message)
         self.frames = list(frames)
+
+
+class NoPersonError(NoFaceError):
+    """No person (body) was found where one is needed; ``frames`` lists the frames without anybody."""
 
 
 class MissingWeightsError(AvatarLabError):

@@ -194,6 +194,16 @@ def test_the_watchdog_alone_kills_an_orphaned_worker() -> None:
     assert outlived < 1.0  # WATCHDOG_SECONDS = 0.25 plus process exit
 
 
+def test_an_interrupted_pool_stops_its_workers_instead_of_waiting_for_them() -> None:
+    from avatarlab._pool import isolated_imap_unordered
+
+    results = isolated_imap_unordered(time.sleep, [(0,), (60,)], workers=2)
+    assert next(results) is None  # the first item is done; the other sleeps for a minute
+    started = time.perf_counter()
+    results.close()  # what Ctrl-C or SIGTERM in the CLI does to the loop
+    assert time.perf_counter() - started < 5.0
+
+
 # -- the output lock ------------------------------------------------------------------------------
 
 

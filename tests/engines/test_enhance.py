@@ -171,6 +171,7 @@ def test_enhance_video_keeps_size_frames_and_audio(clip, tmp_path):
     assert info.has_audio
 
 
+@pytest.mark.slow
 def test_enhance_image_with_rule_b_gfpgan(portrait, data_dir, tmp_path):
     from avatarlab.engines._fill import fill_state_dict
     from avatarlab.engines.enhance import gfpgan_restorer

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import hashlib
+import itertools
 import math
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from avatarlab.metrics.niqe import (
     niqe_score,
     pristine_model,
 )
-
 
 #: sha256 of the pristine model's float64 bytes (little-endian, C order): the values of
 #: the 1,400-line literal module they replaced, bit for bit.

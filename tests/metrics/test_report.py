@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from avatarlab.metrics.base import HIGHER, LOWER, NEAR_ZERO
 from avatarlab.metrics.pairing import PairPlan
 from avatarlab.metrics.planning import Skip
 from avatarlab.metrics.report import (
@@ -55,6 +56,10 @@ def _results(tmp_path: Path) -> EvalResults:
         clips=[_clip("a", 10, math.inf, False), _clip("b", 12, 30.0, True), broken],
         summary={"psnr": {"psnr": math.inf, "psnr_pooled": math.nan}, "lse": {"lse_d": 7.5}},
         summary_method={"psnr": "mean over 2 clips", "lse": "mean over 1 clip"},
+        keys={
+            "psnr": {"psnr": HIGHER, "psnr_pooled": HIGHER},
+            "lse": {"lse_d": LOWER, "lse_c": HIGHER, "av_offset": NEAR_ZERO},
+        },
         out_dir=tmp_path,
     )
 
@@ -98,6 +103,32 @@ def test_html_is_escaped_self_contained_and_complete(tmp_path):
     assert "https://example.org/x.pth" in html and "x.pth" in html  # source named, not linked
     assert 'src="http' not in html and "href=" not in html and "<script" not in html
     assert "lonely.mp4" in html and "resampled" in html and "bad file" in html
+
+
+def test_html_marks_each_score_with_its_direction(tmp_path):
+    import re
+
+    html = render_html(_results(tmp_path))
+    rows = dict(
+        re.findall(r"<tr><td>(?:psnr|lse)</td><td[^>]*>([a-z_]+)( <span[^<]*</span>)?", html)
+    )
+    assert rows["psnr"].endswith("↑</span>") and rows["psnr_pooled"].endswith("↑</span>")
+    assert rows["lse_d"].endswith("↓</span>")
+    assert 'title="higher is better"' in html and 'title="lower is better"' in html
+    # the per-video table's score columns carry the same arrows
+    header = html[html.index("<h2>Per video</h2>") :].split("</thead>")[0]
+    assert re.search(r">psnr <span class=\"dir\">↑</span></th>", header)
+    assert re.search(r">av_offset <span class=\"dir\">→0</span></th>", header)
+    assert re.search(r">lse_c <span class=\"dir\">↑</span></th>", header)
+
+
+def test_html_tables_scroll_inside_the_page(tmp_path):
+    """Every table sits in a scrolling box and long text wraps, so nothing leaves the page."""
+    html = render_html(_results(tmp_path))
+    tables = html.count("<table>")
+    assert tables >= 6 and html.count('<div class="scroll') == tables
+    assert ".scroll{max-width:100%;overflow-x:auto" in html and "overflow-wrap:anywhere" in html
+    assert html.count('<div class="scroll tall">') >= 3  # failures, notes, per video
 
 
 def test_write_outputs_writes_every_file_atomically(tmp_path):

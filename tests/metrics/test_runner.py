@@ -388,3 +388,32 @@ def test_unusable_output_folder_fails_before_any_clip_is_scored(tmp_path, monkey
             evaluate(tmp_path / "missing.mp4", out_dir=out, jobs=1)
     assert existing.read_text() == "x"
     assert not (tmp_path / "missing.mp4").exists()
+
+
+def test_library_messages_name_no_cli_flags(pairs, no_weights, tmp_path):
+    """Errors and skip reasons say what is missing in API terms; the CLI translates."""
+    import re
+
+    messages = []
+    for call in (
+        lambda: match_pairs(pairs / "pred" / "a.mp4", pairs / "ref"),
+        lambda: match_pairs(pairs / "pred", pairs / "ref" / "a.mp4"),
+        lambda: plan_metrics(["psnr"], True, weights={"bogus": "x"}),
+        lambda: parse_weights(["=x"]),
+        lambda: parse_metric_options(["psnr"]),
+        lambda: evaluate(pairs / "pred", metrics=" , ", out_dir=tmp_path),
+    ):
+        with pytest.raises(OptionError) as err:
+            call()
+        messages.append(str(err.value))
+    plan = plan_metrics(["psnr", "lse"], has_reference=False)
+    messages += [s.reason for s in plan.skipped]
+    (lse,) = [s for s in plan.skipped if s.metric == "lse"]
+    assert lse.reason.startswith("needs the syncnet_v2 checkpoint (weights={'syncnet_v2': PATH})")
+    silent = tmp_path / "silent.mp4"
+    shutil.copy(pairs / "pred" / "extra.mp4", silent)
+    res = evaluate(silent, metrics=["head_diversity", "beat_align"], out_dir=tmp_path / "o", jobs=1)
+    messages += [s.reason for s in res.skipped]
+    assert len(messages) == 9
+    for message in messages:
+        assert not re.search(r"(^|\s)--[a-z]", message), message

@@ -17,7 +17,6 @@ from avatarlab.body.draw import draw_people, draw_pose, overlay
 from avatarlab.body.estimate import (
     EstimatorOptions,
     FramePose,
-    NoPersonError,
     Person,
     PoseEstimator,
 )
@@ -48,6 +47,7 @@ from avatarlab.body.openpose import (
     write_dwpose,
     write_openpose,
 )
+from avatarlab.errors import NoPersonError
 
 __all__ = [
     "BODY25_TO_COCO18",

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatarlab.body.estimate import FramePose, NoPersonError, Person
-from avatarlab.errors import describe_frames
+from avatarlab.body.estimate import FramePose, Person
+from avatarlab.errors import NoPersonError, describe_frames
 
 # BODY_25 indices.
 NOSE, NECK = 0, 1

@@ -45,8 +45,8 @@ from avatarlab.body.layouts import (
     mediapipe_to_body25,
     mesh_to_face70,
 )
-from avatarlab.errors import NoFaceError, OptionError
-from avatarlab.face import _models as face_models
+from avatarlab.errors import OptionError
+from avatarlab.face import models as face_models
 from avatarlab.face.boxes import (
     apply_affine,
     box_from_points,
@@ -85,10 +85,6 @@ HAND_MATCH = 0.35
 """A found hand is kept when its wrist is within this fraction of the hand crop side of the body's wrist."""
 
 _PIXEL_DTYPE = np.float32
-
-
-class NoPersonError(NoFaceError):
-    """No person was found where one is needed; ``frames`` lists the frames without anybody."""
 
 
 @dataclass(frozen=True)

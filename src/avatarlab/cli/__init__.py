@@ -24,6 +24,7 @@ from avatarlab.cli import speak  # noqa: F401
 from avatarlab.cli import catalog  # noqa: F401
 from avatarlab.cli import data  # noqa: F401
 from avatarlab.cli import serve  # noqa: F401
+from avatarlab.cli import body  # noqa: F401
 
 # isort: on
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from avatarlab import __version__
+from avatarlab._version import __version__
 
 app = typer.Typer(
     name="avatarlab",

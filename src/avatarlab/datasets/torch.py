@@ -40,10 +40,11 @@ def mel_start(frame_index: int, fps: float = 25.0) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _segment_mel(folder: str) -> np.ndarray:
-    from avatarlab.media import melspectrogram, read_audio
+def segment_mel(folder: str) -> np.ndarray:
+    """Wav2Lip mel spectrogram ``(80, T)`` of a prepared segment's ``audio.wav`` (cached)."""
+    from avatarlab.media import SPEECH_RATE, melspectrogram, read_audio
 
-    return melspectrogram(read_audio(Path(folder) / "audio.wav", sample_rate=16000))
+    return melspectrogram(read_audio(Path(folder) / "audio.wav", sample_rate=SPEECH_RATE))
 
 
 def _frame_count(folder: Path) -> int:
@@ -200,7 +201,7 @@ class Wav2LipDataset(Dataset):
         frames = np.stack(
             [self._read(folder / f"{k}.jpg") for k in range(start, start + self.window)]
         )
-        mel = _segment_mel(str(folder))
+        mel = segment_mel(str(folder))
         m0 = mel_start(mel_frame, self.fps)
         window = mel[:, m0 : m0 + MEL_WINDOW]
         if window.shape[1] != MEL_WINDOW:

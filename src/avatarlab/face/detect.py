@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from avatarlab.errors import OptionError
-from avatarlab.face import _models
+from avatarlab.face import models as _models
 from avatarlab.face.boxes import box_area, check_frame, iou
 
 DetectorModel = Literal["auto", "short", "full"]

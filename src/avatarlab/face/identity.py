@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from avatarlab.errors import OptionError
-from avatarlab.face import _models
+from avatarlab.face import models as _models
 from avatarlab.face.boxes import box_from_points, check_frame
 from avatarlab.face.landmarks68 import landmarks68_dlib, mesh_to_68
 

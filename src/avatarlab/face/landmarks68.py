@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatarlab.face import _models
+from avatarlab.face import models as _models
 from avatarlab.face.boxes import check_frame
 
 MESH_TO_68: tuple[tuple[int, ...], ...] = (

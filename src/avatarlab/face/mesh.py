@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from avatarlab.face import _models
+from avatarlab.face import models as _models
 from avatarlab.face.boxes import (
     check_frame,
     invert_affine,

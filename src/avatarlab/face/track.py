@@ -27,7 +27,7 @@ import numpy as np
 
 from avatarlab._util import atomic_output, track_progress
 from avatarlab.errors import MediaError, NoFaceError, OptionError, describe_frames
-from avatarlab.face import _models
+from avatarlab.face import models as _models
 from avatarlab.face.boxes import box_from_points, check_frame, iou, square_around
 from avatarlab.face.detect import Detection, DetectorModel, FaceDetector
 from avatarlab.face.filters import OneEuroFilter

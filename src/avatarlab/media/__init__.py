@@ -8,8 +8,8 @@ encoding goes through PyAV (FFmpeg); errors surface as ``MediaError`` and its
 subclasses, never as ``av.error``.
 """
 
-from avatarlab.errors import MediaError, NoAudioError, NoVideoError
-from avatarlab.media._open import MAX_IMAGE_PIXELS, MediaLimitError
+from avatarlab.errors import MediaError, MediaLimitError, NoAudioError, NoVideoError
+from avatarlab.media._open import MAX_IMAGE_PIXELS, is_image_path
 from avatarlab.media.audio import (
     SPEECH_RATE,
     read_audio,
@@ -30,6 +30,7 @@ from avatarlab.media.video import Video, iter_frames, read_image, read_video
 from avatarlab.media.writer import VideoWriter, mux_audio, write_video
 
 __all__ = [
+    "is_image_path",
     "MAX_IMAGE_PIXELS",
     "MEL_STEP_SIZE",
     "SPEECH_RATE",

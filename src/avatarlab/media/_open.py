@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 
-from avatarlab.errors import MediaError
+from avatarlab.errors import MediaError, MediaLimitError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Largest picture avatarlab decodes, in pixels (width x height), for still images and
 #: video frames alike: 50 megapixels (8660x5773, or about a 50 MP camera's photo) is
 #: 150 MB as RGB. Larger files are refused from their header, before any decoding, so a
 #: small compressed file (a 400 KB PNG can hold 16000x16000) cannot exhaust memory.
 MAX_IMAGE_PIXELS = 50_000_000
-
-
-class MediaLimitError(MediaError):
-    """Valid media over a stated limit (pixels, seconds), refused before it is decoded whole."""
 
 
 # Still images are read with Pillow (EXIF orientation, palette/alpha handling); every
@@ -113,3 +115,40 @@ def open_input(path: str | os.PathLike[str]) -> Iterator[av.container.InputConta
             yield container
     finally:
         container.close()
+
+
+def display_rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees (0, 90, 180, 270) the viewer rotates ``frame`` for display."""
+    ccw = frame.rotation  # av_display_rotation_get: counter-clockwise degrees
+    return int(round(-float(ccw) / 90.0)) % 4 * 90
+
+
+@contextlib.contextmanager
+def open_image(p: Path) -> Iterator[Image.Image]:
+    """Open ``p`` with Pillow (lazily: only the header is read) after checking its size.
+
+    Inside the block, Pillow's warnings (palette transparency, odd EXIF, decompression
+    bomb) stay off the console and its errors become MediaError; a picture over
+    ``MAX_IMAGE_PIXELS`` (below Pillow's own bomb limits) is :class:`MediaLimitError`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(p) as img:
+                check_pixels(p, *img.size)
+                yield img
+        except Image.DecompressionBombError as exc:
+            # Over twice Pillow's limit, Image.open refuses before we see the size; its
+            # message states the pixel count.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too large"
+            raise MediaLimitError(
+                f"{p}: the image is {size}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
+                "are read: scale it down first"
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise MediaError(
+                f"cannot read image {p}: {exc}. Check that it opens in an image viewer"
+            ) from exc

@@ -12,9 +12,8 @@ import av
 import numpy as np
 
 from avatarlab._util import atomic_output
-from avatarlab.errors import MediaError, NoAudioError
+from avatarlab.errors import MediaError, MediaLimitError, NoAudioError
 from avatarlab.media._open import (
-    MediaLimitError,
     av_errors,
     full_index,
     is_image_path,

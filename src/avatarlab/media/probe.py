@@ -12,11 +12,12 @@ from avatarlab.errors import MediaError
 from avatarlab.media._open import (
     check_exists,
     check_pixels,
+    display_rotation,
     full_index,
     is_image_path,
+    open_image,
     open_input,
 )
-from avatarlab.media.video import display_rotation, open_image
 
 _EXIF_ORIENTATION = 0x0112
 #: EXIF orientations that swap width and height (transpose / rotate 90 / transverse / 270).

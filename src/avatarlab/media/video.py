@@ -9,10 +9,7 @@ ffprobe's ``pts_time``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,19 +22,18 @@ from av.video.reformatter import VideoReformatter
 from avatarlab._util import track_progress
 from avatarlab.errors import MediaError, NoVideoError
 from avatarlab.media._open import (
-    MAX_IMAGE_PIXELS,
-    MediaLimitError,
     av_errors,
     check_exists,
     check_pixels,
+    display_rotation,
     full_index,
     is_image_path,
+    open_image,
     open_input,
 )
+from avatarlab.media.probe import probe
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from PIL import Image
 
 # Frames whose timestamp is within this many seconds before ``start`` still count as
@@ -89,37 +85,6 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-@contextlib.contextmanager
-def open_image(p: Path) -> Iterator[Image.Image]:
-    """Open ``p`` with Pillow (lazily: only the header is read) after checking its size.
-
-    Inside the block, Pillow's warnings (palette transparency, odd EXIF, decompression
-    bomb) stay off the console and its errors become MediaError; a picture over
-    ``MAX_IMAGE_PIXELS`` (below Pillow's own bomb limits) is :class:`MediaLimitError`.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with Image.open(p) as img:
-                check_pixels(p, *img.size)
-                yield img
-        except Image.DecompressionBombError as exc:
-            # Over twice Pillow's limit, Image.open refuses before we see the size; its
-            # message states the pixel count.
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too large"
-            raise MediaLimitError(
-                f"{p}: the image is {size}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
-                "are read: scale it down first"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise MediaError(
-                f"cannot read image {p}: {exc}. Check that it opens in an image viewer"
-            ) from exc
-
-
 def _pil_rgb(img: Image.Image) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` from any Pillow mode.
 
@@ -132,12 +97,6 @@ def _pil_rgb(img: Image.Image) -> np.ndarray:
         gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def display_rotation(frame: av.VideoFrame) -> int:
-    """Clockwise degrees (0, 90, 180, 270) the viewer rotates ``frame`` for display."""
-    ccw = frame.rotation  # av_display_rotation_get: counter-clockwise degrees
-    return int(round(-float(ccw) / 90.0)) % 4 * 90
 
 
 def upright(rgb: np.ndarray, rotation_cw: int) -> np.ndarray:
@@ -264,8 +223,6 @@ def read_video(
         times.append(t)
     if not frames:
         raise MediaError(f"{path} has no frames between {start} s and {end} s")
-    from avatarlab.media.probe import probe
-
     info = probe(path)
     stack = np.stack(frames) if len({f.shape for f in frames}) == 1 else _uniform(frames, path)
     return Video(frames=stack, timestamps=np.asarray(times, dtype=np.float64), fps=info.fps)

@@ -72,30 +72,40 @@ class MetricPlan:
         return tuple(s.name for s in self.specs)
 
 
-def _checkpoint_key(key: str, requested: Iterable[str]) -> str:
-    """Map a weights key (checkpoint name, its file name, or a metric name) to a name."""
+def _checkpoint_name(key: str) -> str | None:
+    """The checkpoint a weights key names (checkpoint name, its file name, or a metric
+    that needs exactly one checkpoint), or None."""
     from avatarlab.weights import known_checkpoints
 
-    for attempt in range(2):
-        if attempt:
-            METRICS.items()  # import every metric module: each registers its checkpoints
-        known = known_checkpoints()
-        for ck in known:
-            if key in (ck.name, ck.filename):
-                return ck.name
-        if key in METRICS:
-            needs = METRICS.get(key).requires.weights
-            if len(needs) == 1:
-                return needs[0]
-    raise OptionError(
-        f"weights key {key!r} is neither a checkpoint ({', '.join(c.name for c in known)}) "
-        f"nor a metric that needs one (requested: {', '.join(requested) or 'none'})"
-    )
+    for ck in known_checkpoints():
+        if key in (ck.name, ck.filename):
+            return ck.name
+    if key in METRICS:
+        needs = METRICS.get(key).requires.weights
+        if len(needs) == 1:
+            return needs[0]
+    return None
+
+
+def _checkpoint_key(key: str) -> str:
+    """Map a weights key to a checkpoint name, or say which names it could be."""
+    from avatarlab.weights import known_checkpoints
+
+    name = _checkpoint_name(key)
+    if name is None:
+        METRICS.items()  # import every metric module: each registers its checkpoints
+        name = _checkpoint_name(key)
+    if name is None:
+        known = ", ".join(c.name for c in known_checkpoints())
+        raise OptionError(
+            f"weights key {key!r} is neither a checkpoint ({known}) nor a metric that needs one"
+        )
+    return name
 
 
 def normalize_weights(weights: Mapping[str, Any] | None) -> dict[str, str]:
     """Checkpoint name -> path for user weights keyed by checkpoint, file or metric name."""
-    return {_checkpoint_key(key, []): str(path) for key, path in (weights or {}).items()}
+    return {_checkpoint_key(key): str(path) for key, path in (weights or {}).items()}
 
 
 def plan_metrics(

@@ -174,7 +174,7 @@ class _FrameMetric(Metric):
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         if ref is None:
-            raise OptionError(f"the {self.name} metric compares with a reference video: pass one (ref)")
+            raise OptionError(f"the {self.name} metric needs a reference video: pass one (ref)")
         vals = self._frame_values(pred, ref)
         self._last = {k: vals[k] for k in self.series}
         for k in self.series:

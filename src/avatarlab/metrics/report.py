@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avatarlab import __version__
 from avatarlab._util import atomic_output
+from avatarlab._version import __version__
 from avatarlab.metrics.base import Better, Key
 from avatarlab.metrics.planning import Skip
 from avatarlab.metrics.results import ClipResult, EvalResults

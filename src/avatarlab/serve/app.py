@@ -42,8 +42,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from avatarlab import __version__
-from avatarlab.errors import AvatarLabError
+from avatarlab._version import __version__
+from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry, clean_name
 from avatarlab.serve.options import ServeOptions
 from avatarlab.serve.session import SessionManager
@@ -59,6 +59,7 @@ from avatarlab.serve.uploads import (
     sniff,
     too_large_message,
 )
+from avatarlab.speech.tts import check_text
 
 log = logging.getLogger("avatarlab.serve")
 
@@ -633,10 +634,12 @@ def _check_text(text: str, limit: int) -> str:
     text = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t").strip()
     if not text:
         raise HTTPException(422, "text is empty: send some words")
-    if not any(ch.isalnum() for ch in text):
+    try:
+        check_text(text)
+    except OptionError:
         raise HTTPException(
             422, "text has no words (only punctuation or symbols): send something to say"
-        )
+        ) from None
     if len(text) > limit:
         raise HTTPException(
             422,

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from avatarlab.errors import AvatarLabError, OptionError
-from avatarlab.media._open import is_image_path
+from avatarlab.media import is_image_path
 from avatarlab.serve.stream import Backend
 from avatarlab.serve.uploads import public_message
 

@@ -149,8 +149,7 @@ class EngineBackend:
 
     def prepare(self, source: Path) -> Any:
         """Analyse a portrait (shrunk to ``max_side`` first, so rendering stays cheap) or video."""
-        from avatarlab.media import read_image
-        from avatarlab.media._open import is_image_path
+        from avatarlab.media import is_image_path, read_image
 
         if is_image_path(source):
             image = read_image(source)

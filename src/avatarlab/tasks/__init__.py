@@ -22,10 +22,24 @@ from avatarlab.tasks.faces import (
     crop_faces,
     summarize_media,
 )
+from avatarlab.tasks.pose import (
+    AlignResult,
+    PoseAlignOptions,
+    PoseOptions,
+    PoseResult,
+    pose,
+    pose_align,
+)
 from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, all_failed, prepare
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions, dub, speak
 
 __all__ = [
+    "AlignResult",
+    "PoseAlignOptions",
+    "PoseOptions",
+    "PoseResult",
+    "pose",
+    "pose_align",
     "CropOptions",
     "CropReport",
     "DemoOutputs",

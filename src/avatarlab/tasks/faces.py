@@ -159,7 +159,7 @@ def crop_faces(
     """
     from avatarlab.face.align import crop_box
     from avatarlab.face.detect import FaceDetector
-    from avatarlab.media._open import is_image_path
+    from avatarlab.media import is_image_path
     from avatarlab.media.files import find_media, write_image
 
     options = options or CropOptions()
@@ -201,8 +201,7 @@ def crop_faces(
 
 
 def _frames_of(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
-    from avatarlab.media import iter_frames, read_image
-    from avatarlab.media._open import is_image_path
+    from avatarlab.media import is_image_path, iter_frames, read_image
 
     if is_image_path(path):
         yield 0, read_image(path)
@@ -222,7 +221,7 @@ def _unique(target: Path, used: set[Path]) -> Path:
 
 
 def _crop_name(path: Path, idx: int, k: int, options: CropOptions) -> str:
-    from avatarlab.media._open import is_image_path
+    from avatarlab.media import is_image_path
 
     stem = path.stem if is_image_path(path) else f"{path.stem}_{idx:06d}"
     return f"{stem}{f'_face{k}' if k else ''}.{options.image_format}"

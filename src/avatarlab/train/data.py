@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarlab.datasets.torch import MEL_WINDOW, Wav2LipDataset, _segment_mel, mel_start
+from avatarlab.datasets.torch import MEL_WINDOW, Wav2LipDataset, mel_start, segment_mel
 from avatarlab.errors import MediaError
 from avatarlab.media import SPEECH_RATE, read_audio
 
@@ -98,7 +98,7 @@ class Wav2LipTrainDataset(Wav2LipDataset):
             raise IndexError(index)
         segment, start, wrong = self.draw(index)
         folder, _ = self.segments[segment]
-        mel = _segment_mel(str(folder))
+        mel = segment_mel(str(folder))
         cols = [mel_start(f, self.fps) for f in range(start - 1, start - 1 + self.window)]
         if cols[-1] + MEL_WINDOW > mel.shape[1]:
             raise MediaError(

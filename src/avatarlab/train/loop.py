@@ -59,13 +59,6 @@ MODULE_PREFIX = "module."
 Echo = Callable[[str], None]
 
 
-def pick_device(device: str) -> torch.device:
-    """``"auto"``: CUDA when present, else CPU; asking for CUDA without one is an error."""
-    from avatarlab.engines.wav2lip.engine import _device
-
-    return _device(device)
-
-
 @dataclass
 class Trainable:
     """One network the loop checkpoints: saved as ``{prefix}checkpoint_step*.pth``."""

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from avatarlab._torch import resolve_device
 from avatarlab._util import make_output_folder
 from avatarlab.engines.wav2lip.model import FACE_SIZE, SyncNetColor, sync_probability
 from avatarlab.train.loop import (
@@ -25,7 +26,6 @@ from avatarlab.train.loop import (
     Recipe,
     Trainable,
     TrainResult,
-    pick_device,
     run_training,
     step_loader,
     train_length,
@@ -142,7 +142,7 @@ def train_syncnet(
     serve as ``expert`` of :func:`avatarlab.train.wav2lip.train_wav2lip`.
     """
     options = options or SyncNetTrainOptions()
-    device = pick_device(options.device)
+    device = resolve_device(options.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(options.seed)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avatarlab._torch import resolve_device
 from avatarlab._util import make_output_folder
 from avatarlab.engines.wav2lip.model import FACE_SIZE, Wav2Lip
 from avatarlab.errors import OptionError
@@ -37,7 +38,6 @@ from avatarlab.train.loop import (
     Recipe,
     Trainable,
     TrainResult,
-    pick_device,
     resolve_checkpoint,
     run_training,
     step_loader,
@@ -226,7 +226,7 @@ class Wav2LipRecipe(Recipe):
         """
         import cv2
 
-        from avatarlab.datasets.torch import _segment_mel
+        from avatarlab.datasets.torch import segment_mel
         from avatarlab.media import mel_windows
         from avatarlab.metrics.syncnet import CROP_SIZE, evaluate_sync
 
@@ -235,7 +235,7 @@ class Wav2LipRecipe(Recipe):
         for folder, n in sorted(self.val_set.segments)[: o.lse_clips]:
             count = min(n, o.lse_frames)
             crops = self.val_set.read_frames(folder, 0, count)  # (N, 96, 96, 3) BGR uint8
-            windows = mel_windows(_segment_mel(str(folder)), self.val_set.fps, count)
+            windows = mel_windows(segment_mel(str(folder)), self.val_set.fps, count)
             faces = []
             for i in range(0, count, _LSE_BATCH):
                 bgr = torch.from_numpy(crops[i : i + _LSE_BATCH]).to(self.device)
@@ -296,7 +296,7 @@ def train_wav2lip(
     The checkpoints load with :func:`avatarlab.engines.wav2lip.load_wav2lip`, so
     ``avatarlab dub --engine wav2lip --checkpoint RUN/checkpoint_step....pth`` uses them.
     """
-    device = pick_device(options.device)
+    device = resolve_device(options.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(options.seed)

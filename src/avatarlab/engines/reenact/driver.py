@@ -108,6 +108,7 @@ class MotionDriver:
             raise OptionError("an image driver has no frames: use its image_frame()")
         for i, item in enumerate(self.live):
             if isinstance(item, tuple):
-                yield item[0], float(item[1])
+                frame, t = item
+                yield np.asarray(frame), float(t)
             else:
-                yield item, i / self.fps
+                yield np.asarray(item), i / self.fps

@@ -57,21 +57,40 @@ def _mouth_strip() -> list[tuple[int, int, int]]:
     return tris + [(up[-1], b, low[-1])]
 
 
-def _eye_fans() -> list[tuple[int, int, int]]:
-    tris = []
-    for loop, centre in ((T.RIGHT_EYE, T.RIGHT_IRIS_CENTER), (T.LEFT_EYE, T.LEFT_IRIS_CENTER)):
-        tris += [(centre, loop[k], loop[(k + 1) % len(loop)]) for k in range(len(loop))]
-    return tris
+def eye_triangles(points: np.ndarray) -> np.ndarray:
+    """Triangles filling both eye openings of a source mesh ``(478, 2)``, iris included.
+
+    Per eye: Delaunay over its outline, the iris centre and the iris's two horizontal
+    extremes (the top and bottom ones are usually under the lids), keeping the
+    triangles inside the outline, so a moving iris slides as a disc over the sclera.
+    """
+    from matplotlib.path import Path as PolyPath
+    from scipy.spatial import Delaunay
+
+    out = []
+    for loop, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS), (T.LEFT_EYE, T.LEFT_IRIS)):
+        centre, ring = iris[0], np.array(iris[1:])
+        ends = ring[np.argsort(np.abs(points[ring, 0] - points[centre, 0]))[-2:]]
+        outline = points[list(loop)]
+        inner = [i for i in (centre, *ends) if PolyPath(outline).contains_point(points[i])]
+        ids = np.array([*loop, *inner])
+        try:
+            simplices = Delaunay(points[ids]).simplices
+        except Exception:  # degenerate (closed) eye: a fan from the first corner
+            simplices = np.array([[0, k, k + 1] for k in range(1, len(loop) - 1)])
+        keep = PolyPath(outline).contains_points(points[ids][simplices].mean(1))
+        out.append(ids[simplices[keep]])
+    return np.vstack(out).astype(np.int32)
 
 
 @lru_cache(maxsize=1)
 def reenact_triangles() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triangles ``(holes, surface, band)`` over the 478 mesh points and the ring.
+    """Triangles ``(mouth, surface, band)`` over the 478 mesh points and the ring.
 
-    ``holes`` (mouth strip, eye fans) are drawn first, then ``surface`` (sorted by
-    depth per frame), then ``band`` (between the face outline and the ring).
+    The mouth strip and each source's :func:`eye_triangles` are drawn first, then
+    ``surface`` (sorted by depth per frame), then ``band`` (face outline to ring).
     """
-    holes = np.array(_mouth_strip() + _eye_fans(), np.int32)
+    holes = np.array(_mouth_strip(), np.int32)
     band = tp.band_triangles().copy()
     band[band >= tp.N_FACE] += RING_START - tp.N_FACE
     return holes, tp.surface_triangles(), band
@@ -99,12 +118,12 @@ def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 class SourceLayout:
     """The warp vertices of one source frame and the ellipse its head motion fades over.
 
-    ``vertices``: ``(478 + RING_SIZE, 2)`` pixels; ``centre``/``axes``: ellipse (pixels)
+    ``vertices``: ``(478 + RING_SIZE, 2)`` pixels; ``eyes``: :func:`eye_triangles`; ``centre``/``axes``: ellipse (pixels)
     holding the ring; ``step``: grid spacing of the face warp; ``scale``: pixels per cm.
     """
 
     vertices: np.ndarray
-    depth: np.ndarray
+    eyes: np.ndarray
     centre: np.ndarray
     axes: np.ndarray
     step: float
@@ -122,7 +141,7 @@ class SourceLayout:
         axes *= float(np.sqrt(((rel / axes) ** 2).sum(1)).max())
         width = float(np.linalg.norm(xy[234] - xy[454]))
         step = max(1.0, width / (0.5 * crop_size))
-        return SourceLayout(xy, pts[:, 2], centre, axes, step, float(frame.scale))  # type: ignore[attr-defined]
+        return SourceLayout(xy, eye_triangles(xy), centre, axes, step, float(frame.scale))  # type: ignore[attr-defined]
 
 
 def head_map(layout: SourceLayout, affine: np.ndarray, region: fld.Region) -> np.ndarray:
@@ -153,22 +172,32 @@ def _head_region(layout: SourceLayout, affine: np.ndarray, shape: tuple[int, ...
     return fld.Region.around(np.vstack([corners, moved]), shape, pad=1)
 
 
+def _pull_inside(poly: np.ndarray, anchor: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """``point`` moved towards ``anchor`` (inside ``poly``) until it is inside ``poly``."""
+    if cv2.pointPolygonTest(poly, (float(point[0]), float(point[1])), False) >= 0:
+        return point
+    lo, hi = 0.0, 1.0
+    for _ in range(8):
+        m = 0.5 * (lo + hi)
+        q = anchor + m * (point - anchor)
+        inside = cv2.pointPolygonTest(poly, (float(q[0]), float(q[1])), False) >= 0
+        lo, hi = (m, hi) if inside else (lo, m)
+    return anchor + 0.9 * lo * (point - anchor)
+
+
 def _clamp_irises(target: np.ndarray) -> None:
-    """Keep each iris centre inside its eye outline (else the eye fan would fold)."""
-    for loop, centre in ((T.RIGHT_EYE, T.RIGHT_IRIS_CENTER), (T.LEFT_EYE, T.LEFT_IRIS_CENTER)):
+    """Keep each iris centre inside its eye outline, and the iris points beside it.
+
+    Else the eye triangles would fold: the centre is pulled towards the eye's middle,
+    then each other iris point towards the centre.
+    """
+    for loop, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS), (T.LEFT_EYE, T.LEFT_IRIS)):
         poly = target[list(loop)].astype(np.float32)
-        mid = poly.mean(0)
-        p = target[centre]
-        if cv2.pointPolygonTest(poly, (float(p[0]), float(p[1])), False) >= 0:
-            continue
-        # Pull it towards the eye centre until it is inside (8 halvings).
-        lo, hi = 0.0, 1.0
-        for _ in range(8):
-            m = 0.5 * (lo + hi)
-            q = mid + m * (p - mid)
-            inside = cv2.pointPolygonTest(poly, (float(q[0]), float(q[1])), False) >= 0
-            lo, hi = (m, hi) if inside else (lo, m)
-        target[centre] = mid + 0.9 * lo * (p - mid)
+        centre = _pull_inside(poly, poly.mean(0), target[iris[0]])
+        shift = centre - target[iris[0]]
+        target[iris[0]] = centre
+        for i in iris[1:]:
+            target[i] = _pull_inside(poly, centre, target[i] + shift)
 
 
 def warp_face(
@@ -188,9 +217,9 @@ def warp_face(
     ring = src[RING_START:] @ affine[:, :2].T + affine[:, 2]
     dst = np.vstack([target, ring])
     _clamp_irises(dst)
-    holes, surface, band = reenact_triangles()
+    mouth, surface, band = reenact_triangles()
     order = np.argsort(-target_depth[surface].mean(1), kind="stable")
-    triangles = np.vstack([holes, surface[order], band])
+    triangles = np.vstack([mouth, layout.eyes, surface[order], band])
     shape = image.shape
     region = _head_region(layout, affine, shape)
     if region.empty:

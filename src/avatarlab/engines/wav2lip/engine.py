@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from avatarlab._torch import resolve_device
 from avatarlab._util import track_progress
 from avatarlab.engines.base import Driver, Source, register_engine
 from avatarlab.engines.wav2lip.audio import MelWindowStream, frame_count
@@ -67,21 +68,6 @@ class Wav2LipAvatar:
         """How many source frames have a face box (the others pass through unchanged)."""
         boxed = int(np.count_nonzero(self.boxes.any(axis=1)))
         return [f"face boxes: {boxed} of {self.n_frames} source frames"]
-
-
-def _device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when present; asking for CUDA without one is a user error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise OptionError(
-            f"unknown torch device {str(device)!r}: use cpu, cuda, cuda:N or auto"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError("CUDA was requested but this machine has no usable GPU: use cpu")
-    return dev
 
 
 def crop_boxes(
@@ -170,7 +156,7 @@ class Wav2LipEngine:
         self, options: Wav2LipOptions | None = None, *, model: torch.nn.Module | None = None
     ) -> None:
         self.options = options or Wav2LipOptions()
-        self.device = _device(self.options.device)
+        self.device = resolve_device(self.options.device)
         self.batch_size = self.options.batch_size
         if model is not None:
             self.model = model.to(self.device).eval()

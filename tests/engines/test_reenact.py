@@ -1,0 +1,295 @@
+"""The reenact engine: motion transfer maths, warping, the task, bad input, real clips."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatarlab.engines.reenact import FaceReenactOptions, MotionDriver, ReenactOptions
+from avatarlab.engines.reenact import scores as S
+from avatarlab.engines.reenact.transfer import (
+    FaceGeometry,
+    MotionSignal,
+    angles_to_rotation,
+    clamp_rotation,
+    region_weights,
+    target_mesh,
+)
+from avatarlab.errors import MediaError, NoFaceError, OptionError
+from avatarlab.face.pose import HeadPose, rotation_to_angles
+
+
+# -- options -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"region": "nose"},
+        {"multiplier": 4.0},
+        {"smoothing": 2.0},
+        {"loop": "pingpong"},
+        {"crf": 60},
+        {"audio": "/no/such.wav"},
+        {"lips_still": True, "lips_open": 1.0},
+        {"eyes_open": 2.0},
+    ],
+)
+def test_bad_options_raise_option_error(bad: dict) -> None:
+    with pytest.raises(OptionError):
+        ReenactOptions(**bad)
+
+
+def test_engine_options_checked() -> None:
+    with pytest.raises(OptionError, match="max_angle"):
+        FaceReenactOptions(max_angle=80)
+
+
+def test_registered_as_a_motion_engine() -> None:
+    from avatarlab.engines import ENGINES, engine_options, list_engines
+
+    assert "reenact" in list_engines()
+    assert engine_options("reenact") is FaceReenactOptions
+    assert ENGINES.get("reenact").drives == "motion"
+
+
+# -- transfer maths ------------------------------------------------------------------
+def test_angles_round_trip_and_clamp() -> None:
+    pose = HeadPose(yaw=20.0, pitch=-12.0, roll=7.0)
+    back = rotation_to_angles(angles_to_rotation(pose))
+    assert np.allclose(back.as_array(), pose.as_array(), atol=1e-6)
+    rot, clamped = clamp_rotation(angles_to_rotation(HeadPose(50.0, 5.0, -3.0)), 30.0)
+    got = rotation_to_angles(rot)
+    assert clamped and abs(got.yaw - 30.0) < 1e-6 and abs(got.pitch - 5.0) < 1e-6
+    assert not clamp_rotation(angles_to_rotation(pose), 30.0)[1]
+
+
+def _posed(canon: np.ndarray, pose: HeadPose, scale: float, shift: np.ndarray) -> np.ndarray:
+    return scale * canon @ angles_to_rotation(pose).T + shift
+
+
+def test_self_reenactment_target_is_the_driving_mesh(portrait_mesh: np.ndarray) -> None:
+    """Relative transfer with source = driving frame 0 gives back each driving mesh."""
+    base = FaceGeometry.from_mesh(portrait_mesh)
+    canon = base.canon.copy()
+    frames = []
+    for k in range(4):
+        c = canon.copy()
+        c[14, 1] += 0.3 * k  # lower lip down
+        c[159, 1] += 0.1 * k  # lid down
+        mesh = _posed(
+            c, HeadPose(5.0 * k, -2.0 * k, 1.0 * k), 40.0 + k, np.array([200.0 + 3 * k, 210, 0])
+        )
+        frames.append(FaceGeometry.from_mesh(mesh))
+    signal = MotionSignal(ReenactOptions(), 30.0, frames[0])
+    for k, face in enumerate(frames):
+        target = target_mesh(frames[0], signal.update(face, k / 25), ReenactOptions())
+        assert np.abs(target[:, :2] - face.mesh[:, :2]).max() < 1e-6
+
+
+def test_regions_limit_what_moves(portrait_mesh: np.ndarray) -> None:
+    source = FaceGeometry.from_mesh(portrait_mesh)
+    c = source.canon.copy()
+    c[14, 1] += 0.5  # mouth opens
+    c[159, 1] += 0.2  # lid lowers
+    driving = FaceGeometry.from_mesh(
+        _posed(c, HeadPose(15.0, 0.0, 0.0), 40.0, np.array([200.0, 210, 0]))
+    )
+    start = FaceGeometry.from_mesh(
+        _posed(source.canon, HeadPose(0.0, 0.0, 0.0), 40.0, np.array([200.0, 210, 0]))
+    )
+    moves = {}
+    for region in ("all", "expression", "pose", "lips", "eyes"):
+        opts = ReenactOptions(region=region)
+        signal = MotionSignal(opts, 30.0, source)
+        signal.update(start, 0.0)
+        target = target_mesh(source, signal.update(driving, 0.04), opts)
+        moves[region] = np.abs(target[:, :2] - source.mesh[:, :2])
+    nose = 1
+    assert moves["pose"][nose].max() > 5 and moves["expression"][nose].max() < 0.5
+    assert moves["lips"][14].max() > 5 and moves["lips"][159].max() < 0.5
+    assert moves["eyes"][159].max() > 2 and moves["eyes"][14].max() < 0.5
+    assert region_weights("lips")[10] == 0.0 and region_weights("eyes")[152] < 1e-9
+
+
+def test_lost_face_holds_last_motion_and_notes_it(portrait_mesh: np.ndarray) -> None:
+    source = FaceGeometry.from_mesh(portrait_mesh)
+    c = source.canon.copy()
+    c[14, 1] += 0.4
+    moved = FaceGeometry.from_mesh(source.frame.to_pixels(c))
+    signal = MotionSignal(ReenactOptions(), 30.0, source)
+    assert np.abs(signal.update(None, 0.0).delta).max() == 0.0  # before any face: still
+    signal.update(source, 0.04)
+    last = signal.update(moved, 0.08)
+    held = signal.update(None, 0.12)
+    assert held is last and abs(held.delta[14, 1] - 0.4) < 1e-6
+    assert signal.notes()[0].startswith("no face in 2 frames") and "0, 3" in signal.notes()[0]
+
+
+def test_scores_on_known_values() -> None:
+    p = np.zeros((2, 68, 2))
+    p[:, 36:42] = [0.0, 0.0]
+    p[:, 42:48] = [10.0, 0.0]
+    q = p + np.array([1.0, 0.0])
+    assert abs(S.akd(q, p) - 0.1) < 1e-9
+    assert S.apd(np.array([[1.0, 2, 3]]), np.array([[0.0, 0, 0]])) == 2.0
+    assert abs(S.pearson(np.arange(5.0), 2 * np.arange(5.0) + 1) - 1.0) < 1e-12
+    open_ = p.copy()
+    open_[:, [65, 66, 67], 1] = 3.0
+    assert abs(S.mouth_opening(open_)[0] - 0.3) < 1e-9
+
+
+# -- rendering -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def portrait(data_dir: Path) -> np.ndarray:
+    from avatarlab.media import read_image
+
+    return read_image(data_dir / "video" / "hdtf_aoc_8s.mp4")
+
+
+@pytest.fixture(scope="module")
+def portrait_mesh(portrait: np.ndarray) -> np.ndarray:
+    from avatarlab.face import face_mesh
+
+    return face_mesh(portrait)
+
+
+@pytest.fixture(scope="module")
+def driving_frames(data_dir: Path) -> list[np.ndarray]:
+    from avatarlab.media import iter_frames
+
+    clip = data_dir / "video" / "expressions_silent.mp4"
+    return [f for f, _ in itertools.islice(iter_frames(clip), 0, 40, 2)]
+
+
+def test_frame_zero_reproduces_the_source_and_motion_follows(driving_frames) -> None:
+    from avatarlab.engines.reenact.engine import ReenactEngine
+    from avatarlab.face import face_mesh
+
+    engine = ReenactEngine()
+    avatar = engine.prepare(driving_frames[0])
+    out = list(engine.reenact(avatar, MotionDriver(live=iter(driving_frames))))
+    assert len(out) == len(driving_frames)
+    assert out[0].shape == driving_frames[0].shape and out[0].dtype == np.uint8
+    assert np.abs(out[0].astype(int) - driving_frames[0]).mean() < 0.1
+    last_real, last_out = face_mesh(driving_frames[-1]), face_mesh(out[-1])
+    first = face_mesh(driving_frames[0])
+    moved = np.abs(last_real[:, :2] - first[:, :2]).mean()
+    error = np.abs(last_real[:, :2] - last_out[:, :2]).mean()
+    assert moved > 2.0 and error < 0.35 * moved
+    # the far background does not move
+    assert np.abs(out[-1][:8, :8].astype(int) - driving_frames[0][:8, :8]).max() <= 2
+
+
+def test_cross_reenactment_keeps_the_portrait(data_dir: Path, driving_frames) -> None:
+    from avatarlab.engines.reenact.engine import ReenactEngine
+    from avatarlab.media import read_image
+
+    image = read_image(data_dir / "image" / "cartoon_boy.png")
+    engine = ReenactEngine()
+    avatar = engine.prepare(image)
+    out = list(engine.reenact(avatar, MotionDriver(live=iter(driving_frames[:6]))))
+    assert [o.shape for o in out] == [image.shape] * 6
+    assert np.abs(out[0].astype(int) - image).mean() < 0.2
+
+
+def test_image_driver_eases_in_and_blinks(portrait: np.ndarray, driving_frames) -> None:
+    from avatarlab.engines.reenact.engine import ReenactEngine
+
+    engine = ReenactEngine(FaceReenactOptions(blink_rate=60.0, seed=3))
+    avatar = engine.prepare(portrait)
+    small = portrait[::2, ::2].copy()
+    avatar = engine.prepare(small)
+    driver = MotionDriver(image=driving_frames[12], fps=25.0, duration=1.2)
+    out = list(engine.reenact(avatar, driver))
+    assert len(out) == 30
+    assert np.abs(out[0].astype(int) - small).mean() < 0.2
+    assert np.abs(out[-1].astype(int) - small).mean() > np.abs(out[3].astype(int) - small).mean()
+
+
+def test_speech_driver_is_refused(portrait: np.ndarray) -> None:
+    from avatarlab.engines import Driver
+    from avatarlab.engines.reenact.engine import ReenactEngine
+
+    engine = ReenactEngine()
+    avatar = engine.prepare(portrait[::2, ::2].copy())
+    with pytest.raises(OptionError, match="not speech"):
+        engine.render(avatar, Driver(text="hello"))
+    with pytest.raises(OptionError, match="camera frames"):
+        next(engine.render_stream(avatar, [np.zeros(160, np.float32)], 16000))
+
+
+# -- the task and bad input --------------------------------------------------------------
+def _write(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    from avatarlab.media import write_video
+
+    write_video(path, frames, fps=fps, crf=10)
+    return path
+
+
+def test_task_writes_one_frame_per_driving_frame(tmp_path: Path, driving_frames) -> None:
+    from avatarlab.media import probe
+    from avatarlab.tasks.reenact import reenact
+
+    drive = _write(tmp_path / "drive.mp4", driving_frames[:10], fps=20.0)
+    out = tmp_path / "out.mp4"
+    result = reenact(driving_frames[0], drive, out=out)
+    info = probe(out)
+    assert (result.frames, info.n_frames, info.fps) == (10, 10, 20.0)
+    assert (info.width, info.height) == (driving_frames[0].shape[1], driving_frames[0].shape[0])
+    assert result.audio.startswith("none")
+
+
+def test_driving_face_lost_is_held_and_reported(tmp_path: Path, driving_frames) -> None:
+    from avatarlab.tasks.reenact import reenact
+
+    frames = list(driving_frames[:10])
+    for k in (4, 5, 6):
+        frames[k] = np.full_like(frames[k], 90)
+    drive = _write(tmp_path / "lost.mp4", frames)
+    result = reenact(driving_frames[0], drive, out=tmp_path / "out.mp4")
+    assert result.frames == 10
+    assert any("frames 4-6" in n and "held the last pose" in n for n in result.notes)
+
+
+def test_no_face_anywhere_leaves_no_file(tmp_path: Path, driving_frames) -> None:
+    from avatarlab.tasks.reenact import reenact
+
+    drive = _write(tmp_path / "blank.mp4", [np.full((64, 64, 3), 90, np.uint8)] * 5)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(NoFaceError, match="no face in any of the 5 frames"):
+        reenact(driving_frames[0], drive, out=out)
+    assert not out.exists() and not list(tmp_path.glob("*out*"))
+    with pytest.raises(NoFaceError, match="no face found in the image"):
+        reenact(np.full((64, 64, 3), 90, np.uint8), drive, out=out)
+
+
+def test_extreme_aspect_ratio_and_speech_engine_refused(tmp_path: Path, driving_frames) -> None:
+    from avatarlab.tasks.reenact import reenact
+
+    with pytest.raises(MediaError, match="longer than"):
+        reenact(np.zeros((40, 400, 3), np.uint8), tmp_path / "x.mp4", out=tmp_path / "o.mp4")
+    with pytest.raises(OptionError, match="motion engine"):
+        reenact(
+            driving_frames[0],
+            driving_frames[1],
+            out=tmp_path / "o.mp4",
+            options=ReenactOptions(engine="warp"),
+        )
+
+
+# -- real clips (slow) -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_self_reenactment_on_expressions_meets_targets(tmp_path: Path, data_dir: Path) -> None:
+    """bench/reenact.py's measurement on one clip: AKD, openings, identity."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_reenact", Path(__file__).resolve().parents[2] / "bench" / "reenact.py"
+    )
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    row = bench.run(data_dir / "video" / "expressions_silent.mp4", tmp_path)
+    assert row["akd"] <= 0.05 and row["still_akd"] > 2 * row["akd"]
+    assert row["mouth_r"] >= 0.9 and row["eye_r"] >= 0.8 and row["csim"] >= 0.95
