@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from avatarlab.tasks.faces import CropOptions, crop_faces
     from avatarlab.tasks.pose import PoseAlignOptions, PoseOptions, pose, pose_align
     from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
+    from avatarlab.tasks.reenact import ReenactOptions, reenact
     from avatarlab.tasks.speak import DubOptions, SpeakOptions, dub, speak
 
 
@@ -63,6 +64,8 @@ _LAZY = {
     "PrepareRun": "avatarlab.tasks",
     "CropOptions": "avatarlab.tasks",
     "pose": "avatarlab.tasks",
+    "reenact": "avatarlab.tasks",
+    "ReenactOptions": "avatarlab.tasks",
     "pose_align": "avatarlab.tasks",
     "PoseOptions": "avatarlab.tasks",
     "PoseAlignOptions": "avatarlab.tasks",
@@ -98,6 +101,7 @@ __all__ = [
     "OptionError",
     "PrepareOptions",
     "PrepareRun",
+    "ReenactOptions",
     "ServeOptions",
     "SpeakOptions",
     "__version__",
@@ -109,6 +113,7 @@ __all__ = [
     "pose",
     "pose_align",
     "prepare",
+    "reenact",
     "serve",
     "speak",
 ]

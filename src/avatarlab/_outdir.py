@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from avatarlab import _util
 from avatarlab.errors import OptionError
 
 LOCK_NAME = ".avatarlab.lock"
@@ -60,20 +60,14 @@ def output_lock(folder: str | os.PathLike[str], job: str) -> Iterator[Path]:
 
 
 def remove_stale_temps(outputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Delete the temporaries that ``atomic_output`` made for each of ``outputs``.
+    """Delete the temporaries that ``atomic_output`` left for each of ``outputs``.
 
-    ``atomic_output(path)`` writes ``.STEM.XXXXXXXX.SUFFIX`` beside ``path`` (the
-    ``mkstemp`` pattern); a run killed while writing leaves it behind. Call this only
-    under :func:`output_lock`, when no other writer can own such a file. Returns the
+    Call this only under :func:`output_lock`, when no other writer can own such a
+    file: a run killed while writing leaves them, whatever their age. Returns the
     paths removed.
     """
     removed: list[Path] = []
     for output in outputs:
         final = Path(output)
-        pattern = re.compile(rf"\.{re.escape(final.stem)}\.[a-z0-9_]{{8}}{re.escape(final.suffix)}")
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            for entry in os.scandir(final.parent):
-                if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                    Path(entry.path).unlink(missing_ok=True)
-                    removed.append(Path(entry.path))
+        removed += _util.remove_stale_temps(final, final.suffix, owned=True)
     return removed

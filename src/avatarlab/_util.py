@@ -71,16 +71,19 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
         raise
 
 
-def remove_stale_temps(final: Path, suffix: str) -> list[Path]:
+def remove_stale_temps(final: Path, suffix: str, *, owned: bool = False) -> list[Path]:
     """Delete leftover temporary files of :func:`atomic_output` for ``final``; returns them.
 
     Only files of our exact pattern for this output (``.<stem>.part-<pid>-<random>
     <suffix>``) are candidates, and one is removed only when its writer process no
     longer exists and it was not modified for ``STALE_TMP_S``, or it is older than
     ``ORPHAN_TMP_S`` (its pid was reused). A folder is listed once per process.
+    ``owned``: the caller holds the folder's run lock (``avatarlab._outdir``), so no
+    other writer can exist: the folder is listed afresh and every candidate not
+    written by this process goes, whatever its age.
     """
     folder = str(final.parent)
-    if folder not in _candidates:
+    if owned or folder not in _candidates:
         try:
             with os.scandir(folder) as entries:
                 _candidates[folder] = [e.name for e in entries if _TMP_ANY.match(e.name)]
@@ -100,7 +103,9 @@ def remove_stale_temps(final: Path, suffix: str) -> list[Path]:
         except OSError:  # already gone
             _candidates[folder].remove(name)
             continue
-        if age > ORPHAN_TMP_S or (age > STALE_TMP_S and not _pid_alive(int(found.group(1)))):
+        pid = int(found.group(1))
+        stale = age > STALE_TMP_S and not _pid_alive(pid)
+        if age > ORPHAN_TMP_S or stale or (owned and pid != os.getpid()):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)

@@ -57,6 +57,7 @@ _PROVIDERS: tuple[str, ...] = (
     "avatarlab.engines.wav2lip",
     "avatarlab.engines.gfpgan",
     "avatarlab.engines.codeformer",
+    "avatarlab.engines.liveportrait",
     "avatarlab.metrics.syncnet",
     "avatarlab.metrics.fid",
     "avatarlab.metrics.identity",

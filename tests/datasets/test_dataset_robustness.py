@@ -237,18 +237,21 @@ def test_a_locked_folder_is_refused_and_a_dead_holders_lock_is_taken_over(tmp_pa
 
 
 def test_stale_temporaries_of_our_pattern_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    me = os.getpid()
     names = [
-        ".manifest.ab_d12x9.parquet",  # atomic_output's mkstemp pattern: removed
-        ".manifest.abcd1234.parquet",  # removed
-        ".manifest.abcd1234.csv",  # another suffix
-        ".manifest.abc.parquet",  # not 8 characters
-        ".other.abcd1234.parquet",
+        ".manifest.part-999999-ab_d12x9.parquet",  # atomic_output's pattern, dead writer
+        ".manifest.part-1-abcd1234.parquet",  # any other writer: the lock says it is dead
+        f".manifest.part-{me}-abcd1234.parquet",  # this process's own: kept
+        ".manifest.part-1-abcd1234.csv",  # another suffix
+        ".manifest.part-1-abc.parquet",  # not 8 characters
+        ".other.part-1-abcd1234.parquet",
+        ".manifest.abcd1234.parquet",  # a hidden file of the user's
         "manifest.parquet",
     ]
     for name in names:
         (tmp_path / name).write_text("x")
     removed = remove_stale_temps([tmp_path / "manifest.parquet", tmp_path / "nope" / "a.txt"])
-    ours = {".manifest.ab_d12x9.parquet", ".manifest.abcd1234.parquet"}
+    ours = {".manifest.part-999999-ab_d12x9.parquet", ".manifest.part-1-abcd1234.parquet"}
     assert {p.name for p in removed} == ours
     assert {p.name for p in tmp_path.iterdir()} == set(names) - ours
 

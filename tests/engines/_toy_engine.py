@@ -56,6 +56,7 @@ class ToyEngine:
     name = "toy"
     Options = ToyOptions
     still_only = frozenset({"fps"})
+    drives = "speech"
 
     def __init__(self, options: ToyOptions | None = None) -> None:
         self.options = options or ToyOptions()

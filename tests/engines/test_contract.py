@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from avatarlab.cli._options import field_docs
-from avatarlab.engines import ENGINES, Avatar, Driver, engine_options, get_engine, list_engines
+from avatarlab.engines import (
+    ENGINES,
+    Avatar,
+    Driver,
+    engine_drives,
+    engine_options,
+    get_engine,
+    list_engines,
+)
 from avatarlab.errors import OptionError
 from avatarlab.media import SPEECH_RATE, read_image
 
@@ -69,6 +77,33 @@ def test_options_are_documented_frozen_dataclasses(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list_engines())
+def test_engine_declares_what_drives_it(name: str) -> None:
+    assert ENGINES.get(name).drives == engine_drives(name) in ("speech", "motion")
+
+
+@pytest.mark.parametrize("name", list_engines("motion"))
+def test_motion_engine_follows_a_face(name: str, portrait: np.ndarray, tmp_path: Path) -> None:
+    from avatarlab.engines.reenact import MotionDriver
+
+    engine = get_engine(name, WEIGHTS[name](tmp_path) if name in WEIGHTS else None)
+    avatar = engine.prepare(portrait)
+    assert isinstance(avatar, Avatar)
+    h, w = portrait.shape[:2]
+    assert avatar.frame_size == (w, h)
+    notes = avatar.describe()
+    assert isinstance(notes, list) and all(isinstance(n, str) and n for n in notes)
+    frames = list(engine.render(avatar, MotionDriver(live=[portrait] * 3)))
+    assert len(frames) == 3
+    for frame in frames:
+        assert frame.dtype == np.uint8 and frame.shape == (h, w, 3)
+    # Driven by the source itself, frame 0 reproduces the source.
+    diff = np.abs(frames[0].astype(np.int16) - portrait.astype(np.int16))
+    assert float(diff.mean()) < 2.0
+    with pytest.raises(OptionError):
+        list(engine.render(avatar, Driver(audio=_speech(0.2), sample_rate=SPEECH_RATE)))
+
+
+@pytest.mark.parametrize("name", list_engines("speech"))
 def test_engine_renders_a_portrait(name: str, portrait: np.ndarray, tmp_path: Path) -> None:
     engine = get_engine(name, WEIGHTS[name](tmp_path) if name in WEIGHTS else None)
     avatar = engine.prepare(portrait)

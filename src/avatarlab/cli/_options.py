@@ -126,7 +126,8 @@ def flags_of(
     Args:
         skip: fields that get no flag (set by the command itself).
         names: extra flag names per field (``{"avatars": ["--avatar"]}``), kept from
-            earlier releases.
+            earlier releases; for a ``bool`` field, its switch pair instead of
+            ``--x/--no-x`` (``{"relative": ["--relative/--absolute"]}``).
         choices: allowed values of ``str`` fields known only at run time (engine names).
         owner: engine whose options these are (recorded in :attr:`Flag.owners`).
     """
@@ -140,8 +141,11 @@ def flags_of(
         if choices and f.name in choices:
             hint = Literal[tuple(choices[f.name])]  # type: ignore[valid-type]
         kebab = "--" + f.name.replace("_", "-")
-        decls: tuple[str, ...] = (f"{kebab}/--no-{kebab[2:]}",) if hint is bool else (kebab,)
-        decls += tuple((names or {}).get(f.name, ()))
+        extra = tuple((names or {}).get(f.name, ()))
+        if hint is bool:  # a switch pair; ``names`` may spell it otherwise ("--a/--b")
+            decls: tuple[str, ...] = extra or (f"{kebab}/--no-{kebab[2:]}",)
+        else:
+            decls = (kebab, *extra)
         doc = docs.get(f.name, "")
         owners = (owner,) if owner else ()
         out.append(Flag(f.name, hint, _default(f), doc, decls, owners))

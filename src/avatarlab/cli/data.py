@@ -23,7 +23,7 @@ def prepare_cmd(
     values: dict[str, Any],
 ) -> None:
     """Prepare SRC for training: 25 fps face crops, 16 kHz audio, landmarks, manifest, splits."""
-    from avatarlab.tasks.prepare import all_failed, prepare
+    from avatarlab.tasks.prepare import prepare
 
     s = prepare(src, out, build(PrepareOptions, values), build(PrepareRun, values))
     console.print(
@@ -36,8 +36,10 @@ def prepare_cmd(
         console.print(
             f"[yellow]{s.failed} clips failed: see the reason column of {out}/manifest.parquet[/]"
         )
-    if all_failed(s):
-        console.print(f"[red]every clip failed: nothing was prepared in {out}[/]")
+    if s.problem:
+        console.print(
+            f"[red]nothing was prepared in {out}: {s.problem}[/]", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1)
 
 

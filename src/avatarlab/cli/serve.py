@@ -10,7 +10,7 @@ from rich.console import Console
 
 from avatarlab.cli._app import app, console
 from avatarlab.cli._options import Flag, build, flags_of, pick, with_options
-from avatarlab.cli.speak import engine_flags, engine_values
+from avatarlab.cli.speak import engine_flags, engine_values, speech_engines
 from avatarlab.engines import list_engines
 from avatarlab.serve.options import ServeOptions
 from avatarlab.tasks.evaluate import EvalOptions
@@ -21,12 +21,12 @@ def _serve_flags() -> list[Flag]:
         ServeOptions,
         skip=("engine_options",),
         names={"avatars": ["--avatar"], "extra_hosts": ["--allow-host"]},
-        choices={"engine": list_engines()},
+        choices={"engine": list_engines("speech")},
     )
 
 
 @app.command("serve")
-@with_options(("Server", _serve_flags), ("Engine", engine_flags), engines=list_engines)
+@with_options(("Server", _serve_flags), ("Engine", engine_flags), engines=speech_engines)
 def serve_cmd(
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     *,

@@ -18,14 +18,19 @@ from avatarlab.engines import engine_options, list_engines
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions
 
 
+def speech_engines() -> list[str]:
+    """The engines that speak (speak, dub, serve)."""
+    return list_engines("speech")
+
+
 def engine_flags() -> list[Flag]:
     """One flag per option field of any registered engine (same-named fields merge)."""
-    return union(*(flags_of(engine_options(name), owner=name) for name in list_engines()))
+    return union(*(flags_of(engine_options(name), owner=name) for name in list_engines("speech")))
 
 
 def task_flags(cls: type) -> list[Flag]:
     """The task's own flags; ``--engine`` offers the registered engines."""
-    return flags_of(cls, choices={"engine": list_engines()})
+    return flags_of(cls, choices={"engine": list_engines("speech")})
 
 
 def engine_values(values: dict[str, Any], task: type) -> dict[str, Any]:
@@ -54,7 +59,7 @@ _AS_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdou
 @with_options(
     ("Task", lambda: task_flags(SpeakOptions)),
     ("Engine", engine_flags),
-    engines=list_engines,
+    engines=speech_engines,
 )
 def speak(
     image: Path = typer.Option(..., "--image", help="Portrait (photo, painting, cartoon)."),
@@ -90,7 +95,7 @@ def speak(
 @with_options(
     ("Task", lambda: task_flags(DubOptions)),
     ("Engine", engine_flags),
-    engines=list_engines,
+    engines=speech_engines,
 )
 def dub(
     video: Path = typer.Option(..., "--video", help="Talking video to re-lip-sync."),

@@ -292,16 +292,16 @@ class _Source:
 
     def frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """``(rgb uint8 (H, W, 3), t seconds)`` in presentation order."""
-        if not self.images:
-            from avatarlab.media import iter_frames
+        from avatarlab.media import iter_frames, read_image
 
+        if not self.images:
             yield from iter_frames(self.path)
             return
         for image, t in zip(self.images, self.image_times, strict=True):
-            bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise MediaError(f"{image} is not a readable image: the sequence is damaged")
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t
+            try:
+                yield read_image(image), t  # refuses oversized pictures from their header
+            except MediaError as err:
+                raise MediaError(f"{err}: the image sequence is damaged") from None
 
 
 _SEQUENCE_TIME = re.compile(r"^\d+_(\d+)_")

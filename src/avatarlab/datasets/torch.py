@@ -25,24 +25,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from avatarlab.constants import DEFAULT_FPS, SPEECH_RATE
 from avatarlab.datasets.manifest import FILELIST_DIR, MANIFEST_NAME, SPLITS, read_manifest
 from avatarlab.errors import MediaError, OptionError
-
-#: Mel columns per Wav2Lip audio window (0.2 s at 80 columns / s).
-MEL_WINDOW = 16
-#: Mel columns per second (16 kHz / hop 200).
-MEL_PER_SECOND = 80.0
+from avatarlab.media.mel import MEL_COLS_PER_SECOND, MEL_STEP_SIZE, WAV2LIP_MEL
 
 
-def mel_start(frame_index: int, fps: float = 25.0) -> int:
+def mel_start(frame_index: int, fps: float = DEFAULT_FPS) -> int:
     """First mel column of frame ``frame_index``: Wav2Lip's ``int(80 * (frame / fps))``."""
-    return int(MEL_PER_SECOND * (frame_index / float(fps)))
+    return int(MEL_COLS_PER_SECOND * (frame_index / float(fps)))
 
 
 @functools.lru_cache(maxsize=64)
 def segment_mel(folder: str) -> np.ndarray:
     """Wav2Lip mel spectrogram ``(80, T)`` of a prepared segment's ``audio.wav`` (cached)."""
-    from avatarlab.media import SPEECH_RATE, melspectrogram, read_audio
+    from avatarlab.media import melspectrogram, read_audio
 
     return melspectrogram(read_audio(Path(folder) / "audio.wav", sample_rate=SPEECH_RATE))
 
@@ -94,7 +91,7 @@ class Wav2LipDataset(Dataset):
         *,
         window: int = 5,
         img_size: int | None = 96,
-        fps: float = 25.0,
+        fps: float = DEFAULT_FPS,
         seed: int = 0,
         length: int | None = None,
         channel_order: str = "rgb",
@@ -173,8 +170,8 @@ class Wav2LipDataset(Dataset):
         ``avatarlab prepare`` writes exactly ``n / fps`` seconds of 16 kHz audio per
         segment, i.e. ``1 + samples // 200`` mel columns.
         """
-        columns = 1 + int(round(n * 16000 / self.fps)) // 200
-        while n > 0 and mel_start(n - self.window, self.fps) + MEL_WINDOW > columns:
+        columns = 1 + int(round(n * SPEECH_RATE / self.fps)) // WAV2LIP_MEL.hop_size
+        while n > 0 and mel_start(n - self.window, self.fps) + MEL_STEP_SIZE > columns:
             n -= 1
         return n
 
@@ -203,8 +200,8 @@ class Wav2LipDataset(Dataset):
         )
         mel = segment_mel(str(folder))
         m0 = mel_start(mel_frame, self.fps)
-        window = mel[:, m0 : m0 + MEL_WINDOW]
-        if window.shape[1] != MEL_WINDOW:
+        window = mel[:, m0 : m0 + MEL_STEP_SIZE]
+        if window.shape[1] != MEL_STEP_SIZE:
             raise MediaError(
                 f"{folder}/audio.wav is shorter than its frames: re-run avatarlab prepare"
             )

@@ -18,9 +18,11 @@ from avatarlab.engines.base import (
     ENGINES,
     Avatar,
     Driver,
+    Drives,
     Engine,
     Frame,
     Source,
+    engine_drives,
     engine_options,
     get_engine,
     lazy_engine,
@@ -41,11 +43,18 @@ lazy_engine(
     "reenact",
     "avatarlab.engines.reenact.engine:ReenactEngine",
     "avatarlab.engines.reenact.options:FaceReenactOptions",
+    drives="motion",
 )
 lazy_engine(
     "wav2lip",
     "avatarlab.engines.wav2lip.engine:Wav2LipEngine",
     "avatarlab.engines.wav2lip.options:Wav2LipOptions",
+)
+lazy_engine(
+    "liveportrait",
+    "avatarlab.engines.liveportrait.engine:LivePortraitEngine",
+    "avatarlab.engines.liveportrait.options:LivePortraitOptions",
+    drives="motion",
 )
 
 _LAZY = {
@@ -66,9 +75,11 @@ __all__ = [
     "Driver",
     "Engine",
     "Frame",
+    "Drives",
     "Source",
     "WarpOptions",
     "Wav2LipOptions",
+    "engine_drives",
     "engine_options",
     "get_engine",
     "lazy_engine",

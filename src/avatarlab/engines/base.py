@@ -27,7 +27,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from avatarlab.registry import Registry
 
 if TYPE_CHECKING:
     from avatarlab.speech import SpeechAnalysis
+
+Drives = Literal["speech", "motion"]
+"""What an engine is driven by: speech (audio or text) or a driving face (video, image, camera)."""
 
 Frame = np.ndarray
 """An RGB uint8 frame ``(H, W, 3)``."""
@@ -135,6 +138,7 @@ class Engine(Protocol):
     name: ClassVar[str]
     Options: ClassVar[type]
     still_only: ClassVar[frozenset[str]]
+    drives: ClassVar[Drives]
 
     def __init__(self, options: Any = None) -> None: ...
 
@@ -159,6 +163,9 @@ ENGINES: Registry[type[Engine]] = Registry("engine", entry_points="avatarlab.eng
 _OPTIONS: Registry[type] = Registry("engine")
 """Engine name -> its ``Options`` class, for engines that registered it apart (lazily)."""
 
+_DRIVES: dict[str, Drives] = {}
+"""Engine name -> what drives it, for engines registered lazily (known without importing)."""
+
 E = TypeVar("E", bound=type)
 
 
@@ -168,30 +175,42 @@ def register_engine(name: str) -> Callable[[E], E]:
     def add(cls: E) -> E:
         ENGINES.register(name, cls)
         _OPTIONS.register(name, cls.Options)  # type: ignore[attr-defined]
+        _DRIVES[name] = cls.drives  # type: ignore[attr-defined]
         return cls
 
     return add
 
 
-def lazy_engine(name: str, engine: str, options: str) -> None:
+def lazy_engine(name: str, engine: str, options: str, drives: Drives = "speech") -> None:
     """Register an engine by ``"module:Class"`` paths, imported on first use.
 
     ``options`` points at its ``Options`` class in a light module, so listing engines
-    and their options imports neither the engine nor its dependencies.
+    and their options imports neither the engine nor its dependencies; ``drives`` must
+    equal the class's own ``drives``.
     """
     ENGINES.lazy(name, engine)
     _OPTIONS.lazy(name, options)
+    _DRIVES[name] = drives
 
 
 def unregister_engine(name: str) -> None:
     """Remove engine ``name`` (tests that register toy engines clean up with this)."""
     ENGINES.unregister(name)
     _OPTIONS.unregister(name)
+    _DRIVES.pop(name, None)
 
 
-def list_engines() -> list[str]:
-    """Names accepted by :func:`get_engine`."""
-    return ENGINES.names()
+def engine_drives(name: str) -> Drives:
+    """What drives engine ``name``: ``"speech"`` (speak, dub, serve) or ``"motion"`` (reenact)."""
+    if name not in _DRIVES:  # an entry-point engine: its class says
+        _DRIVES[name] = ENGINES.get(name).drives
+    return _DRIVES[name]
+
+
+def list_engines(drives: Drives | None = None) -> list[str]:
+    """Names accepted by :func:`get_engine`; with ``drives``, only the engines it drives."""
+    names = ENGINES.names()
+    return names if drives is None else [n for n in names if engine_drives(n) == drives]
 
 
 def engine_options(name: str) -> type:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from avatarlab._util import atomic_output, track_progress
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import MediaError, NoFaceError, OptionError, describe_frames
 from avatarlab.face import models as _models
 from avatarlab.face.boxes import box_from_points, check_frame, iou, square_around
@@ -41,9 +42,6 @@ from avatarlab.face.mesh import (
 )
 from avatarlab.face.pose import HeadPose, head_pose
 from avatarlab.face.topology import NUM_FACE_POINTS, NUM_MESH_POINTS
-
-DEFAULT_FPS = 25.0
-"""Frame rate assumed for frames that come without timestamps."""
 
 _CUT_SIZE = 32
 """Frames are compared at this size (grey) for scene-cut detection."""

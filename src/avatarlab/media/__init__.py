@@ -8,10 +8,10 @@ encoding goes through PyAV (FFmpeg); errors surface as ``MediaError`` and its
 subclasses, never as ``av.error``.
 """
 
+from avatarlab.constants import DEFAULT_FPS, SPEECH_RATE
 from avatarlab.errors import MediaError, MediaLimitError, NoAudioError, NoVideoError
 from avatarlab.media._open import MAX_IMAGE_PIXELS, is_image_path
 from avatarlab.media.audio import (
-    SPEECH_RATE,
     read_audio,
     read_audio_with_rate,
     resample,
@@ -30,6 +30,7 @@ from avatarlab.media.video import Video, iter_frames, read_image, read_video
 from avatarlab.media.writer import VideoWriter, mux_audio, write_video
 
 __all__ = [
+    "DEFAULT_FPS",
     "is_image_path",
     "MAX_IMAGE_PIXELS",
     "MEL_STEP_SIZE",

@@ -12,6 +12,7 @@ import av
 import numpy as np
 
 from avatarlab._util import atomic_output
+from avatarlab.constants import SPEECH_RATE
 from avatarlab.errors import MediaError, MediaLimitError, NoAudioError
 from avatarlab.media._open import (
     av_errors,
@@ -20,8 +21,6 @@ from avatarlab.media._open import (
     open_input,
 )
 
-#: Sample rate most speech models (Wav2Lip, SyncNet, VAD, ASR) expect.
-SPEECH_RATE = 16000
 #: soxr quality preset used everywhere; librosa's default ``res_type`` is the same.
 SOXR_QUALITY = "HQ"
 #: Seconds a container's stated duration may exceed ``max_seconds`` before it is refused

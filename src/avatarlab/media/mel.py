@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avatarlab.constants import SPEECH_RATE
 from avatarlab.errors import MediaError
 
 
@@ -22,7 +23,7 @@ from avatarlab.errors import MediaError
 class MelParams:
     """Wav2Lip's audio hyper-parameters (``hparams.py``); the defaults are the reference."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SPEECH_RATE
     n_fft: int = 800
     hop_size: int = 200
     win_size: int = 800

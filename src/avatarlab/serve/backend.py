@@ -133,12 +133,12 @@ class EngineBackend:
     """
 
     def __init__(self, engine: str = "warp", options: object = None, max_side: int = 512) -> None:
-        from avatarlab.engines import ENGINES, resolve_engine_options
+        from avatarlab.engines import ENGINES, engine_drives, resolve_engine_options
         from avatarlab.engines.base import option_fields
 
         cls = ENGINES.get(engine)
-        if not callable(getattr(cls, "render_stream", None)):
-            raise OptionError(f"engine {engine!r} cannot stream live audio (no render_stream)")
+        if engine_drives(engine) != "speech":
+            raise OptionError(f"engine {engine!r} follows a driving face: it cannot speak live")
         self.name = engine
         self.max_side = max_side
         self.options = resolve_engine_options(engine, options)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 
-FPS = 25
+FPS = round(DEFAULT_FPS)
 """Video frame rate of every session (frames per second)."""
 AUDIO_RATE = 48_000
 """Sample rate of the audio track (Hz): WebRTC's Opus rate, so nothing resamples it again."""

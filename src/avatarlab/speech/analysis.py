@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.media import SPEECH_RATE, read_audio_with_rate, resample
 from avatarlab.speech.phones import SILENCE, Phone, merge_silences
@@ -91,7 +92,7 @@ def analyze_speech(
     text: str | None = None,
     transcript: str | None = None,
     language: str = "en",
-    fps: float = 25.0,
+    fps: float = DEFAULT_FPS,
     voice: str | None = None,
     method: str = "auto",
     rate_wpm: int | None = None,

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 from avatarlab.media import SPEECH_RATE, resample
 from avatarlab.speech.visemes import MOUTH_PARAMS, MouthTrack, n_frames
@@ -265,7 +266,7 @@ class StreamingMouth:
     def __init__(
         self,
         sample_rate: int = SPEECH_RATE,
-        fps: float = 25.0,
+        fps: float = DEFAULT_FPS,
         vad: str = "auto",
         reference_db: float | None = None,
     ) -> None:
@@ -482,7 +483,7 @@ def speech_reference_db(features: AcousticFeatures) -> float:
 
 
 def acoustic_track(
-    audio: np.ndarray, sample_rate: int = SPEECH_RATE, fps: float = 25.0, vad: str = "auto"
+    audio: np.ndarray, sample_rate: int = SPEECH_RATE, fps: float = DEFAULT_FPS, vad: str = "auto"
 ) -> MouthTrack:
     """Mouth parameters from the sound alone (any language), ``n_frames(duration, fps)`` rows.
 

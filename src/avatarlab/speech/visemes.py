@@ -67,6 +67,7 @@ from typing import Literal
 
 import numpy as np
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 from avatarlab.speech.phones import ARPABET_FILLERS, SILENCE, Phone, espeak_to_arpabet, strip_stress
 
@@ -473,7 +474,7 @@ def mouth_frames(
 
 def mouth_track(
     phones: Sequence[Phone],
-    fps: float = 25.0,
+    fps: float = DEFAULT_FPS,
     duration: float | None = None,
     options: CoarticulationOptions | None = None,
     source: str | None = None,

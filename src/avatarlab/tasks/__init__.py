@@ -30,10 +30,14 @@ from avatarlab.tasks.pose import (
     pose,
     pose_align,
 )
-from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, all_failed, prepare
+from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
+from avatarlab.tasks.reenact import ReenactOptions, ReenactResult, reenact
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions, dub, speak
 
 __all__ = [
+    "ReenactOptions",
+    "ReenactResult",
+    "reenact",
     "AlignResult",
     "PoseAlignOptions",
     "PoseOptions",
@@ -51,7 +55,6 @@ __all__ = [
     "PrepareOptions",
     "PrepareRun",
     "SpeakOptions",
-    "all_failed",
     "analyze_faces",
     "crop_faces",
     "dub",

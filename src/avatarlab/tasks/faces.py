@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from avatarlab._util import atomic_output, make_output_folder, track_progress
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import AvatarLabError, MediaError, OptionError, describe_frames
 from avatarlab.tasks._output import check_output_file
 
@@ -332,7 +333,7 @@ def _annotate_video(info: MediaInfo, track: Any, out: Path) -> None:
     from avatarlab.media import VideoWriter, iter_frames, read_audio_with_rate
 
     audio, rate = read_audio_with_rate(info.path, mono=False) if info.has_audio else (None, None)
-    fps = info.fps or 25.0
+    fps = info.fps or DEFAULT_FPS
     with VideoWriter(out, fps, audio=audio, sample_rate=rate) as writer:
         frames = track_progress(iter_frames(info.path), "drawing preview", total=len(track))
         for i, (frame, _t) in enumerate(frames):

@@ -49,7 +49,7 @@ def prepare(
     """Prepare every clip of the corpus at ``src`` into ``out`` (re-use ``out`` to resume).
 
     Returns the run's :class:`~avatarlab.datasets.pipeline.PrepareSummary`; bad clips
-    are recorded as failed in the manifest, not raised (see :func:`all_failed`).
+    are recorded as failed in the manifest, not raised (``PrepareSummary.problem`` says when nothing was produced).
     """
     from avatarlab.datasets.pipeline import prepare as run_pipeline
 
@@ -65,9 +65,4 @@ def prepare(
     )
 
 
-def all_failed(summary: PrepareSummary) -> bool:
-    """Whether the run produced nothing: it had clips, and every one of them failed."""
-    return summary.clips > 0 and summary.failed == summary.clips
-
-
-__all__ = ["PrepareOptions", "PrepareRun", "all_failed", "prepare"]
+__all__ = ["PrepareOptions", "PrepareRun", "prepare"]

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from avatarlab._util import track_progress
-from avatarlab.engines import ENGINES, resolve_engine_options
+from avatarlab.constants import DEFAULT_FPS
+from avatarlab.engines import engine_drives, get_engine
 from avatarlab.engines.reenact.driver import MotionDriver
 from avatarlab.engines.reenact.options import ReenactOptions
 from avatarlab.errors import OptionError
@@ -107,15 +108,14 @@ def reenact(
     options = options or ReenactOptions()
     check_video_output(out)
     check_output_file(out)
-    cls = ENGINES.get(options.engine)
-    if getattr(cls, "drives", "speech") != "motion":
+    if engine_drives(options.engine) != "motion":
         raise OptionError(
             f"engine {options.engine!r} makes faces speak; reenact needs a motion engine "
             f"such as 'reenact'"
         )
-    engine: Any = cls(resolve_engine_options(options.engine, engine_options))
+    engine: Any = get_engine(options.engine, engine_options)
     avatar = engine.prepare(source)
-    fps = float(avatar.fps) if avatar.is_video else 25.0
+    fps = float(avatar.fps) if avatar.is_video else DEFAULT_FPS
     driver = MotionDriver.from_path(driving, fps=fps, duration=options.duration)
     fps = driver.frame_rate()
     audio, rate, audio_note = _audio(options, driver)

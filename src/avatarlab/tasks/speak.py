@@ -34,8 +34,14 @@ EngineOptions = object | Mapping[str, Any] | None
 
 
 def _check_common(engine: str, crf: int) -> None:
-    if engine not in list_engines():
-        raise OptionError(f"unknown engine {engine!r}: use one of {', '.join(list_engines())}")
+    speakers = list_engines("speech")
+    if engine not in speakers:
+        if engine in list_engines():
+            raise OptionError(
+                f"engine {engine!r} follows a driving face, not speech: use reenact, or one "
+                f"of {', '.join(speakers)} here"
+            )
+        raise OptionError(f"unknown engine {engine!r}: use one of {', '.join(speakers)}")
     if not 0 <= crf <= 51:
         raise OptionError(f"crf must be in 0..51 (0 lossless, 18 visually lossless), got {crf}")
 

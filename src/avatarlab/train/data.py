@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarlab.datasets.torch import MEL_WINDOW, Wav2LipDataset, mel_start, segment_mel
+from avatarlab.constants import DEFAULT_FPS
+from avatarlab.datasets.torch import Wav2LipDataset, mel_start, segment_mel
 from avatarlab.errors import MediaError
-from avatarlab.media import SPEECH_RATE, read_audio
+from avatarlab.media import MEL_STEP_SIZE, SPEECH_RATE, read_audio
 
 #: Frames per training window (the reference's ``syncnet_T``).
 WINDOW = 5
@@ -57,7 +58,7 @@ class Wav2LipTrainDataset(Wav2LipDataset):
         *,
         seed: int = 0,
         length: int | None = None,
-        fps: float = 25.0,
+        fps: float = DEFAULT_FPS,
     ) -> None:
         super().__init__(
             root, split, window=WINDOW, img_size=IMG_SIZE, fps=fps, seed=seed,
@@ -100,11 +101,11 @@ class Wav2LipTrainDataset(Wav2LipDataset):
         folder, _ = self.segments[segment]
         mel = segment_mel(str(folder))
         cols = [mel_start(f, self.fps) for f in range(start - 1, start - 1 + self.window)]
-        if cols[-1] + MEL_WINDOW > mel.shape[1]:
+        if cols[-1] + MEL_STEP_SIZE > mel.shape[1]:
             raise MediaError(
                 f"{folder}/audio.wav is shorter than its frames: re-run avatarlab prepare"
             )
-        indiv = np.stack([mel[:, c : c + MEL_WINDOW] for c in cols])  # (T, 80, 16)
+        indiv = np.stack([mel[:, c : c + MEL_STEP_SIZE] for c in cols])  # (T, 80, 16)
         target = self.read_frames(folder, start, self.window).transpose(3, 0, 1, 2)
         y = np.ascontiguousarray(target, dtype=np.float32) / 255.0  # (3, T, H, W)
         masked = y.copy()

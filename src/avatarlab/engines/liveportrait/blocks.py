@@ -11,6 +11,8 @@ Conventions kept from the reference: nearest-neighbour upsampling
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +32,9 @@ def coordinate_grid(d: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y, z], dim=-1)
 
 
-def keypoint_gaussians(kp: torch.Tensor, size: tuple[int, int, int], variance: float) -> torch.Tensor:
+def keypoint_gaussians(
+    kp: torch.Tensor, size: tuple[int, int, int], variance: float
+) -> torch.Tensor:
     """``(B, K, d, h, w)`` Gaussians ``exp(-|g - kp|^2 / (2 variance))`` around ``kp (B, K, 3)``."""
     grid = coordinate_grid(*size, like=kp)
     diff = grid[None, None] - kp[:, :, None, None, None, :]
@@ -109,7 +113,7 @@ class HourglassEncoder(nn.Module):
     def __init__(self, base: int, cin: int, num_blocks: int, max_features: int):
         super().__init__()
         widths = [cin] + [min(max_features, base * 2 ** (i + 1)) for i in range(num_blocks)]
-        self.down_blocks = nn.ModuleList(Down3d(a, b) for a, b in zip(widths, widths[1:]))
+        self.down_blocks = nn.ModuleList(Down3d(a, b) for a, b in pairwise(widths))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = [x]
@@ -129,7 +133,9 @@ class HourglassDecoder(nn.Module):
         blocks = []
         for i in reversed(range(num_blocks)):
             width = min(max_features, base * 2 ** (i + 1))
-            blocks.append(Up3d(width if i == num_blocks - 1 else 2 * width, min(max_features, base * 2**i)))
+            blocks.append(
+                Up3d(width if i == num_blocks - 1 else 2 * width, min(max_features, base * 2**i))
+            )
         self.up_blocks = nn.ModuleList(blocks)
         self.out_filters = base + cin
         self.conv = nn.Conv3d(self.out_filters, self.out_filters, 3, padding=1)
@@ -137,7 +143,7 @@ class HourglassDecoder(nn.Module):
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
         out = skips[-1]
-        for block, skip in zip(self.up_blocks, reversed(skips[:-1])):
+        for block, skip in zip(self.up_blocks, reversed(skips[:-1]), strict=True):
             out = torch.cat([block(out), skip], dim=1)
         return F.relu(self.norm(self.conv(out)))
 

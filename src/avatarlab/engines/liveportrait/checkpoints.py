@@ -41,7 +41,12 @@ if TYPE_CHECKING:
 HF_FILES = "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main/liveportrait"
 LICENCE = "MIT; InsightFace detector parts of the reference are not used"
 
-BASE_PARTS = ("appearance_feature_extractor", "motion_extractor", "warping_module", "spade_generator")
+BASE_PARTS = (
+    "appearance_feature_extractor",
+    "motion_extractor",
+    "warping_module",
+    "spade_generator",
+)
 """The four base networks; each is ``<part>.pth`` and registered as ``liveportrait_<part>``."""
 
 STITCHING_KEYS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
@@ -172,7 +177,9 @@ def load_stitching(
     models: dict[str, torch.nn.Module] = {}
     for ours, key in STITCHING_KEYS.items():
         part = obj.get(key)
-        if not isinstance(part, Mapping) or not all(isinstance(v, torch.Tensor) for v in part.values()):
+        if not isinstance(part, Mapping) or not all(
+            isinstance(v, torch.Tensor) for v in part.values()
+        ):
             found = ", ".join(map(str, list(obj)[:5])) or "nothing"
             raise CheckpointError(
                 f"{file} has no '{key}' state dict (found: {found}); use the official "

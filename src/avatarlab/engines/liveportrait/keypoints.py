@@ -105,6 +105,17 @@ def retarget(mlp: nn.Module, x_s: torch.Tensor, ratio: torch.Tensor) -> torch.Te
     return mlp(_concat(x_s, ratio)).reshape(x_s.shape[0], -1, 3)
 
 
+def _absolute_mask() -> torch.Tensor:
+    """``(21, 3)`` expression entries an absolute driving frame replaces (the pipeline's
+    list: keypoints 1, 2, 6, 11-20 whole; y of 3 and 4; z of 5 and 8; y and z of 9)."""
+    mask = torch.zeros(21, 3, dtype=torch.bool)
+    mask[[1, 2, 6, *range(11, 21)]] = True
+    mask[3:5, 1] = True
+    mask[[5, 8], 2] = True
+    mask[9, 1:] = True
+    return mask
+
+
 def driven_keypoints(
     source: KpInfo,
     rot_s: torch.Tensor,
@@ -114,35 +125,69 @@ def driven_keypoints(
     rot_first: torch.Tensor,
     region: Region = "all",
     relative: bool = True,
+    still: tuple[int, ...] = (),
 ) -> torch.Tensor:
-    """The source's keypoints moved by one driving frame (before stitching), ``(B, 21, 3)``.
+    """The source's keypoints moved by driving frames (before stitching), ``(B, 21, 3)``.
 
     Relative (the pipeline's default): ``R = (R_d R_d0^T) R_s``, ``exp = exp_s + (exp_d -
     exp_d0)``, ``scale = scale_s * scale_d / scale_d0``, ``t = t_s + (t_d - t_d0)``; absolute:
-    the driving frame's ``R``, ``exp`` and ``t`` with the source's scale. ``region`` limits
-    what moves as the pipeline's ``animation_region`` does (``expression``: no pose,
-    ``pose``: no expression, ``lips``/``eyes``: only those keypoints' expression). The
-    translation's z is zeroed; the result is ``scale * (kp_s @ R + exp) + t``.
+    the driving frame's ``R`` and ``t``, part of its expression (:func:`_absolute_mask`),
+    the source's scale. ``region`` limits what moves as the pipeline's
+    ``animation_region`` does (``expression``: no pose, ``pose``: no expression,
+    ``lips``/``eyes``: only those keypoints' expression; scale follows only for ``all``).
+    ``still`` keypoints keep the source's expression. The translation's z is zeroed;
+    the result is ``scale * (kp_s @ R + exp) + t``. Source tensors have batch 1 or B.
     """
     moves_pose = region in ("all", "pose")
-    exp_s = source["exp"]
+    exp_s = source["exp"].expand_as(driving["exp"])
     if relative:
         rot = (rot_d @ rot_first.transpose(1, 2)) @ rot_s if moves_pose else rot_s
-        exp_all = exp_s + (driving["exp"] - first["exp"])
-        scale = source["scale"] * (driving["scale"] / first["scale"]) if region == "all" else source["scale"]
+        exp_driven = exp_s + (driving["exp"] - first["exp"])
+        scale = (
+            source["scale"] * (driving["scale"] / first["scale"])
+            if region == "all"
+            else source["scale"]
+        )
         t = source["t"] + (driving["t"] - first["t"]) if moves_pose else source["t"]
+        take = torch.ones(21, 3, dtype=torch.bool)
     else:
         rot = rot_d if moves_pose else rot_s
-        exp_all = driving["exp"]
+        exp_driven = driving["exp"]
         scale = source["scale"]
         t = driving["t"] if moves_pose else source["t"]
-    if region in ("all", "expression"):
-        exp = exp_all
-    elif region in ("lips", "eyes"):
-        exp = exp_s.clone()
-        idx = list(LIP_KEYPOINTS if region == "lips" else EYE_KEYPOINTS)
-        exp[:, idx] = exp_all[:, idx]
-    else:
-        exp = exp_s
+        take = _absolute_mask()
+    if region in ("lips", "eyes"):
+        rows = torch.zeros(21, 3, dtype=torch.bool)
+        rows[list(LIP_KEYPOINTS if region == "lips" else EYE_KEYPOINTS)] = True
+        take = rows
+    elif region == "pose":
+        take = torch.zeros(21, 3, dtype=torch.bool)
+    if still:
+        take = take.clone()
+        take[list(still)] = False
+    exp = torch.where(take.to(exp_s.device), exp_driven, exp_s)
     t = torch.cat([t[..., :2], torch.zeros_like(t[..., 2:])], dim=-1)
     return scale[..., None] * (source["kp"] @ rot + exp) + t[:, None, :]
+
+
+def finish(
+    x_s: torch.Tensor,
+    x_d: torch.Tensor,
+    stitching: nn.Module | None,
+    offsets: torch.Tensor | None = None,
+    lip_normal: torch.Tensor | None = None,
+    multiplier: float = 1.0,
+) -> torch.Tensor:
+    """Algorithm 1's last steps on driven keypoints ``x_d (B, 21, 3)``.
+
+    Retargeting ``offsets`` (eye/lip deltas) are added before stitching; the lip
+    normalisation delta ``lip_normal`` (source lips closed) after it, as the pipeline
+    does when no retargeting runs; then ``x_s + (x - x_s) * multiplier`` (the
+    pipeline's ``driving_multiplier``).
+    """
+    x = x_d if offsets is None else x_d + offsets
+    if stitching is not None:
+        x = stitch(stitching, x_s.expand_as(x), x)
+    if lip_normal is not None and offsets is None:
+        x = x + lip_normal
+    return x_s + (x - x_s) * multiplier

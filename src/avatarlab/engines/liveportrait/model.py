@@ -35,7 +35,9 @@ class LivePortraitModels:
     @classmethod
     def build(cls, device: str | torch.device = "cpu") -> LivePortraitModels:
         """Untrained networks (tests and benchmarks fill them by a fixture rule)."""
-        parts = {name: build(name).to(device).eval() for name in (*BASE_PARTS, "stitching", "lip", "eye")}
+        parts = {
+            name: build(name).to(device).eval() for name in (*BASE_PARTS, "stitching", "lip", "eye")
+        }
         return cls(**parts, device=torch.device(device))  # type: ignore[arg-type]
 
     @classmethod

@@ -21,6 +21,8 @@ does; all of it runs on CPU and CUDA alike.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,7 +64,7 @@ class AppearanceFeatureExtractor(nn.Module):
         self.reshape = (reshape_channel, reshape_depth)
         widths = [min(max_features, block_expansion * 2**i) for i in range(num_down_blocks + 1)]
         self.first = ConvNormAct2d(image_channel, block_expansion)
-        self.down_blocks = nn.ModuleList(Down2d(a, b) for a, b in zip(widths, widths[1:]))
+        self.down_blocks = nn.ModuleList(Down2d(a, b) for a, b in pairwise(widths))
         self.second = nn.Conv2d(widths[-1], max_features, 1)
         self.resblocks_3d = nn.Sequential()
         for i in range(num_resblocks):
@@ -112,11 +114,13 @@ class ConvNeXtV2(nn.Module):
         super().__init__()
         stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, stride=4), LayerNorm2d(dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
-        for a, b in zip(dims, dims[1:]):
-            self.downsample_layers.append(nn.Sequential(LayerNorm2d(a), nn.Conv2d(a, b, 2, stride=2)))
+        for a, b in pairwise(dims):
+            self.downsample_layers.append(
+                nn.Sequential(LayerNorm2d(a), nn.Conv2d(a, b, 2, stride=2))
+            )
         self.stages = nn.ModuleList(
             nn.Sequential(*(ConvNeXtV2Block(dim) for _ in range(depth)))
-            for depth, dim in zip(depths, dims)
+            for depth, dim in zip(depths, dims, strict=True)
         )
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.fc_kp = nn.Linear(dims[-1], 3 * num_kp)
@@ -128,7 +132,7 @@ class ConvNeXtV2(nn.Module):
         self.fc_exp = nn.Linear(dims[-1], 3 * num_kp)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        for down, stage in zip(self.downsample_layers, self.stages):
+        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
             x = stage(down(x))
         feat = self.norm(x.mean((-2, -1)))
         return {
@@ -272,7 +276,9 @@ class SPADEDecoder(nn.Module):
             self.add_module(f"G_middle_{i}", SPADEResBlock(wide, wide, label_channels))
         self.up_0 = SPADEResBlock(wide, label_channels, label_channels)
         self.up_1 = SPADEResBlock(label_channels, out_channels, label_channels)
-        self.conv_img = nn.Sequential(nn.Conv2d(out_channels, 3 * 4, 3, padding=1), nn.PixelShuffle(2))
+        self.conv_img = nn.Sequential(
+            nn.Conv2d(out_channels, 3 * 4, 3, padding=1), nn.PixelShuffle(2)
+        )
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         x = self.fc(feature)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 
 Frames = Iterable[np.ndarray] | Iterable[tuple[np.ndarray, float]]
@@ -37,7 +38,7 @@ class MotionDriver:
     video: str | os.PathLike[str] | None = None
     image: str | os.PathLike[str] | np.ndarray | None = None
     live: Frames | None = None
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     duration: float = 4.0
 
     def __post_init__(self) -> None:
@@ -49,7 +50,7 @@ class MotionDriver:
 
     @staticmethod
     def from_path(
-        path: str | os.PathLike[str] | np.ndarray, fps: float = 25.0, duration: float = 4.0
+        path: str | os.PathLike[str] | np.ndarray, fps: float = DEFAULT_FPS, duration: float = 4.0
     ) -> MotionDriver:
         """A video or image driver, by what ``path`` holds (an array is an image)."""
         if isinstance(path, np.ndarray):

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.engines.base import Driver, Frame, Source, register_engine
 from avatarlab.engines.reenact import render
 from avatarlab.engines.reenact.driver import MotionDriver
@@ -31,18 +32,15 @@ from avatarlab.engines.reenact.transfer import (
     region_weights,
     target_mesh,
 )
-from avatarlab.engines.warp.engine import REAL_TEETH_MIN_GAP_CM, _cavity_colour
 from avatarlab.engines.warp.motion import BlinkSchedule
 from avatarlab.engines.warp.mouth import (
     FaceColours,
     MouthGeometry,
     MouthTexture,
-    luminance,
+    portrait_texture,
     synthetic_texture,
-    texture_from_frame,
 )
 from avatarlab.errors import MediaError, NoFaceError, OptionError
-from avatarlab.face.track import DEFAULT_FPS
 
 MAX_SOURCE_YAW = 50.0
 """A source face turned further than this (degrees) from the camera is refused."""
@@ -176,22 +174,9 @@ class ReenactEngine:
         )
 
     def _texture(self, image: np.ndarray, face: SourceFrameFace) -> tuple[MouthTexture, str]:
-        mesh = face.geometry.mesh
-        colours = FaceColours.sample(image, mesh)
-        geometry = MouthGeometry.from_points(mesh, face.geometry.frame.scale)
-        synthetic = synthetic_texture(colours, geometry.half_width())
-        if self.options.teeth == "synthetic":
-            return synthetic, "synthetic"
-        real = texture_from_frame(image, geometry, colours.cavity)
-        if self.options.teeth == "auto":
-            shown = real.upper[..., 3] > 0.5
-            bright = shown.any() and float(
-                np.percentile(luminance(real.upper[..., :3][shown]), 75)
-            ) > 0.55 * float(luminance(colours.skin))
-            if geometry.gap() < REAL_TEETH_MIN_GAP_CM or not bright:
-                return synthetic, "synthetic"
-        cavity = _cavity_colour(real, colours.cavity)
-        return MouthTexture(real.upper, real.lower, cavity, real.half_width, real.gap), "source"
+        return portrait_texture(
+            image, face.geometry.mesh, face.geometry.frame.scale, self.options.teeth
+        )
 
     def _prepare_video(self, path: Path) -> ReenactAvatar:
         from avatarlab.errors import describe_frames

@@ -33,8 +33,8 @@ from avatarlab.engines.warp.rig import (
     FaceRig,
     HeadFrame,
     Pose,
-    _lid_handles,
     eye_operator,
+    lid_handles,
     lip_gaps,
 )
 from avatarlab.face import topology as T
@@ -261,7 +261,7 @@ def lids_delta(canon: np.ndarray, closure: float) -> np.ndarray:
     """``(478, 3)`` canonical change closing both eyes of ``canon`` by ``closure`` (0..1)."""
     out = np.zeros((N_POINTS, 3))
     if closure > 0:
-        out[: tp.N_FACE] = eye_operator() @ _lid_handles(canon[: tp.N_FACE], float(closure))
+        out[: tp.N_FACE] = eye_operator() @ lid_handles(canon[: tp.N_FACE], float(closure))
     return out
 
 

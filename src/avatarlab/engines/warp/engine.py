@@ -29,7 +29,8 @@ from avatarlab.engines.warp.mouth import (
     FaceColours,
     MouthGeometry,
     MouthTexture,
-    luminance,
+    cavity_colour,
+    portrait_texture,
     render_interior,
     synthetic_texture,
     texture_from_frame,
@@ -39,8 +40,6 @@ from avatarlab.engines.warp.rig import FaceRig, Pose
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.face import topology as T
 
-REAL_TEETH_MIN_GAP_CM = 0.5
-"""A source must part its lips at least this much for its own interior to be reused."""
 LIBRARY_BIN_CM = 0.15
 """Video mouth interiors are kept one per opening bin of this width."""
 LIBRARY_RANGE_CM = (0.3, 2.4)
@@ -191,17 +190,6 @@ def _pose_from_params(row: np.ndarray, columns: dict[str, int], blink: float) ->
     )
 
 
-def _cavity_colour(texture: MouthTexture, fallback: np.ndarray) -> np.ndarray:
-    """The darkest tenth of a real texture's visible interior (else ``fallback``)."""
-    px = np.vstack([texture.upper.reshape(-1, 4), texture.lower.reshape(-1, 4)])
-    px = px[px[:, 3] > 0.9, :3]
-    if len(px) < 20:
-        return fallback
-    lum = luminance(px)
-    dark = px[lum <= np.percentile(lum, 10)]
-    return np.asarray(dark.mean(axis=0), np.float32)
-
-
 @register_engine("warp")
 class WarpEngine:
     """Training-free talking heads: deform the source face with its own landmarks.
@@ -214,6 +202,7 @@ class WarpEngine:
     name = "warp"
     Options = WarpOptions
     still_only = frozenset({"fps", "head_motion", "blink_rate", "teeth"})
+    drives = "speech"
 
     def __init__(self, options: WarpOptions | None = None) -> None:
         self.options = options or WarpOptions()
@@ -247,7 +236,7 @@ class WarpEngine:
                 "(frontal or three-quarter, at least about 80 pixels wide)"
             )
         face = SourceFace.from_mesh(mesh)
-        texture, kind = self._portrait_texture(image, mesh, face)
+        texture, kind = portrait_texture(image, mesh, face.rig.frame.scale, self.options.teeth)
         return WarpAvatar(
             fps=self.options.fps,
             frame_size=(image.shape[1], image.shape[0]),
@@ -266,26 +255,6 @@ class WarpEngine:
         if scale <= 0.0:
             return 0.0
         return min(face.rig.source_jaw_open, REST_JAW_MAX) / scale
-
-    def _portrait_texture(
-        self, image: np.ndarray, mesh: np.ndarray, face: SourceFace
-    ) -> tuple[MouthTexture, str]:
-        colours = FaceColours.sample(image, mesh)
-        geometry = MouthGeometry.from_points(mesh, face.rig.frame.scale)
-        synthetic = synthetic_texture(colours, geometry.half_width())
-        mode = self.options.teeth
-        if mode == "synthetic":
-            return synthetic, "synthetic"
-        real = texture_from_frame(image, geometry, colours.cavity)
-        if mode == "auto":
-            shown = real.upper[..., 3] > 0.5
-            bright = shown.any() and float(
-                np.percentile(luminance(real.upper[..., :3][shown]), 75)
-            ) > 0.55 * float(luminance(colours.skin))
-            if geometry.gap() < REAL_TEETH_MIN_GAP_CM or not bright:
-                return synthetic, "synthetic"
-        cavity = _cavity_colour(real, colours.cavity)
-        return MouthTexture(real.upper, real.lower, cavity, real.half_width, real.gap), "source"
 
     def _prepare_video(self, path: Path) -> WarpAvatar:
         from avatarlab.face import FaceTracker
@@ -329,7 +298,7 @@ class WarpEngine:
             )
         textures = [library[k][1] for k in sorted(library)]
         if textures:
-            cavity = _cavity_colour(textures[-1], colours.cavity)
+            cavity = cavity_colour(textures[-1], colours.cavity)
             textures = [
                 MouthTexture(t.upper, t.lower, cavity, t.half_width, t.gap) for t in textures
             ]

@@ -338,3 +338,45 @@ def render_interior(
     roi = out[y0:y1, x0:x1].astype(np.float32)
     m = mask[..., None]
     out[y0:y1, x0:x1] = np.clip(roi + m * (rgb - roi) + 0.5, 0, 255).astype(np.uint8)
+
+
+REAL_TEETH_MIN_GAP_CM = 0.5
+"""A source must part its lips at least this much for its own interior to be reused."""
+
+
+def cavity_colour(texture: MouthTexture, fallback: np.ndarray) -> np.ndarray:
+    """The darkest tenth of a real texture's visible interior (else ``fallback``)."""
+    px = np.vstack([texture.upper.reshape(-1, 4), texture.lower.reshape(-1, 4)])
+    px = px[px[:, 3] > 0.9, :3]
+    if len(px) < 20:
+        return fallback
+    lum = luminance(px)
+    dark = px[lum <= np.percentile(lum, 10)]
+    return np.asarray(dark.mean(axis=0), np.float32)
+
+
+def portrait_texture(
+    image: np.ndarray, mesh: np.ndarray, scale: float, mode: str
+) -> tuple[MouthTexture, str]:
+    """The mouth interior for a still portrait and which kind it is (``"source"``/``"synthetic"``).
+
+    ``mesh`` is the portrait's 478-point mesh in pixels, ``scale`` its rig's pixels per
+    cm. ``mode`` ``"synthetic"`` paints one from the face's colours, ``"source"`` cuts
+    the portrait's own, ``"auto"`` reuses the portrait's own only when its lips part at
+    least ``REAL_TEETH_MIN_GAP_CM`` and show something bright (teeth).
+    """
+    colours = FaceColours.sample(image, mesh)
+    geometry = MouthGeometry.from_points(mesh, scale)
+    synthetic = synthetic_texture(colours, geometry.half_width())
+    if mode == "synthetic":
+        return synthetic, "synthetic"
+    real = texture_from_frame(image, geometry, colours.cavity)
+    if mode == "auto":
+        shown = real.upper[..., 3] > 0.5
+        bright = shown.any() and float(
+            np.percentile(luminance(real.upper[..., :3][shown]), 75)
+        ) > 0.55 * float(luminance(colours.skin))
+        if geometry.gap() < REAL_TEETH_MIN_GAP_CM or not bright:
+            return synthetic, "synthetic"
+    cavity = cavity_colour(real, colours.cavity)
+    return MouthTexture(real.upper, real.lower, cavity, real.half_width, real.gap), "source"

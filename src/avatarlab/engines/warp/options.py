@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 
 TeethMode = Literal["auto", "source", "synthetic"]
@@ -34,7 +35,7 @@ class WarpOptions:
     """
 
     crop_size: int = 256
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     head_motion: float = 0.5
     blink_rate: float = 17.0
     expressiveness: float = 1.0

@@ -243,7 +243,7 @@ class FaceRig:
             _close_lips(handles, head, float(np.clip(pose.lip_closed, 0.0, 1.0)))
         head = head + lip_operator() @ handles
         if pose.blink:
-            head = head + eye_operator() @ _lid_handles(head, float(np.clip(pose.blink, 0.0, 1.0)))
+            head = head + eye_operator() @ lid_handles(head, float(np.clip(pose.blink, 0.0, 1.0)))
         return head
 
     def displacements(self, pose: Pose, jaw_scale: float = 1.0) -> np.ndarray:
@@ -281,7 +281,7 @@ def _close_lips(
     handles[3 * n : 4 * n] += OUTER_FOLLOW * down
 
 
-def _lid_handles(head: np.ndarray, amount: float) -> np.ndarray:
+def lid_handles(head: np.ndarray, amount: float) -> np.ndarray:
     """Lid-handle displacements ``(46, 3)`` closing both eyes by ``amount``.
 
     The lids meet on a smoothed curve near the lower lid (``LID_CLOSE`` of the way

@@ -151,6 +151,7 @@ class Wav2LipEngine:
     name = "wav2lip"
     Options = Wav2LipOptions
     still_only = frozenset({"still_fps"})
+    drives = "speech"
 
     def __init__(
         self, options: Wav2LipOptions | None = None, *, model: torch.nn.Module | None = None

@@ -20,9 +20,6 @@ from torch import nn
 
 FACE_SIZE = 96
 """Side of the square face crop both networks see, in pixels."""
-MEL_BANDS = 80
-MEL_WINDOW = 16
-"""Mel columns per window: 16 / 80 columns per second = 0.2 s, five 25 fps video frames."""
 SYNC_FRAMES = 5
 """Consecutive frames the expert scores at once (stacked on channels: 5 x 3 = 15)."""
 

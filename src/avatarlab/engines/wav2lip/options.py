@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
 
 DEFAULT_PADS = (0, 10, 0, 0)
@@ -42,7 +43,7 @@ class Wav2LipOptions:
     pads: tuple[int, int, int, int] = DEFAULT_PADS
     blend: Literal["lower", "box"] = "lower"
     feather: float = 0.1
-    still_fps: float = 25.0
+    still_fps: float = DEFAULT_FPS
     max_gap: int = 5
 
     def __post_init__(self) -> None:
