@@ -61,7 +61,8 @@ def make_pred(ref: Path, out: Path) -> Path:
 
     info = probe(ref)
     frames = (
-        cv2.add(cv2.GaussianBlur(frame, (0, 0), 0.8), (3, 3, 3, 0)) for frame, _ in iter_frames(ref)
+        cv2.convertScaleAbs(cv2.GaussianBlur(frame, (0, 0), 0.8), alpha=1.0, beta=3.0)
+        for frame, _ in iter_frames(ref)
     )
     audio = read_audio(ref, 16000) if info.has_audio else None
     write_video(out, frames, info.fps, audio=audio, sample_rate=16000, crf=28)

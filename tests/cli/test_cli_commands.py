@@ -54,8 +54,13 @@ def test_faces_on_image_and_video(data_dir: Path, tmp_path: Path) -> None:
         ],
     )
     assert out.exit_code == 0, out.output
-    faces = json.loads((tmp_path / "img.json").read_text())["faces"]
+    data = json.loads((tmp_path / "img.json").read_text())
+    assert data["format"] == "avatarlab.Faces/2" and data["kind"] == "image"
+    faces = data["frames"][0]["faces"]
     assert len(faces) >= 1 and len(faces[0]["landmarks68"]) == 68
+    assert len(faces[0]["mesh"]) == 478
+    # Rounded to 0.01 px: no float32 tails such as 144.83999633789062.
+    assert all(round(v, 2) == v for v in np.ravel(faces[0]["landmarks68"]))
     assert (tmp_path / "a.png").stat().st_size > 1000
 
     # 1 s of a real clip: track JSON with one row per frame, annotated MP4 of the same length
@@ -76,11 +81,16 @@ def test_faces_on_image_and_video(data_dir: Path, tmp_path: Path) -> None:
         ],
     )
     assert out.exit_code == 0, out.output
-    track = json.loads((tmp_path / "t.json").read_text())
-    assert len(track["found"]) == 25 and all(track["found"])
-    assert np.array(track["landmarks"]).shape == (25, 478, 3)
-    assert np.array(track["landmarks68"]).shape == (25, 68, 2)
-    assert np.isfinite(np.array(track["pose"], dtype=float)).all()
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["format"] == "avatarlab.Faces/2" and data["kind"] == "video"
+    frames = data["frames"]
+    assert len(frames) == 25 and all(len(f["faces"]) == 1 for f in frames)
+    faces = [f["faces"][0] for f in frames]
+    assert np.array([f["mesh"] for f in faces]).shape == (25, 478, 3)
+    assert np.array([f["landmarks68"] for f in faces]).shape == (25, 68, 2)
+    assert all(np.isfinite(list(f["pose"].values())).all() for f in faces)
+    # Image and video results share one layout: the same keys per face.
+    assert set(faces[0]) == {"box", "score", "pose", "landmarks68", "mesh"}
     assert probe(tmp_path / "t.mp4").n_frames == 25
 
 
@@ -124,7 +134,7 @@ def test_demo_writes_its_outputs(tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_size > 0
     video = probe(tmp_path / "talking.mp4")
     assert video.has_audio and video.n_frames > 10 and (video.width, video.height) == (512, 512)
-    faces = json.loads((tmp_path / "portrait_faces.json").read_text())["faces"]
+    faces = json.loads((tmp_path / "portrait_faces.json").read_text())["frames"][0]["faces"]
     assert len(faces) == 1
 
 

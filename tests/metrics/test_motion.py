@@ -127,7 +127,7 @@ def test_beat_align_metric_uses_audio_beats_and_reference(monkeypatch):
     assert metric.per_frame()["motion_velocity"].shape == (n,)  # type: ignore[attr-defined]
 
 
-@pytest.mark.slow  # librosa's beat tracker compiles with numba on a cold cache (~15 s)
+@pytest.mark.slow  # kind="onset" runs librosa's peak picker, compiled by numba (~10 s)
 def test_audio_beats_of_a_click_track():
     sr, seconds = 16000, 8
     audio = np.zeros(sr * seconds, np.float32)

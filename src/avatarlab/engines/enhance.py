@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
+from avatarlab._torch import resolve_device
 from avatarlab.errors import OptionError
 from avatarlab.face import paste_back
 from avatarlab.face import topology as T
@@ -182,23 +183,6 @@ class Restorer(Protocol):
     def restore(self, faces: np.ndarray) -> np.ndarray: ...
 
 
-def torch_device(device: str) -> torch.device:
-    """``"auto"`` picks CUDA when present; ``"cuda"`` without a GPU is a user error."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise OptionError(
-            f"unknown torch device {device!r}: use cpu, cuda, cuda:N or auto"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError("CUDA was requested but this machine has no usable GPU: use cpu")
-    return dev
-
-
 class NetworkRestorer:
     """Runs a restoration network on batches of faces: uint8 -> ``[-1, 1]`` -> network ->
     clamp -> uint8 (rounded), as the references' ``img2tensor`` / ``tensor2img`` do."""
@@ -251,7 +235,7 @@ def gfpgan_restorer(
     """
     from avatarlab.engines.gfpgan import load_gfpgan
 
-    dev = torch_device(device)
+    dev = resolve_device(device)
     net = model if model is not None else load_gfpgan(checkpoint, dev, version=version)
     return NetworkRestorer(
         "gfpgan",
@@ -278,7 +262,7 @@ def codeformer_restorer(
 
     if not 0.0 <= fidelity <= 1.0:
         raise OptionError(f"fidelity must be in [0, 1], got {fidelity}")
-    dev = torch_device(device)
+    dev = resolve_device(device)
     net = model if model is not None else load_codeformer(checkpoint, dev)
     return NetworkRestorer(
         "codeformer", net, lambda x: net(x, fidelity, adain=True), dev, batch_size

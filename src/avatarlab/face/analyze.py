@@ -26,17 +26,37 @@ class FaceAnalysis:
     pose: HeadPose | None
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready summary (box, score, pose; landmarks as lists)."""
-        return {
-            "box": [round(float(v), 2) for v in self.box],
-            "score": round(self.score, 4),
-            "pose": None
-            if self.pose is None
-            else {k: round(getattr(self.pose, k), 2) for k in ("yaw", "pitch", "roll")},
-            "landmarks68": None
-            if self.landmarks68 is None
-            else np.round(self.landmarks68, 2).tolist(),
-        }
+        """One face of the ``avatarlab.Faces/2`` JSON (:func:`face_record`)."""
+        return face_record(self.box, self.score, self.pose, self.landmarks68, self.mesh)
+
+
+FACES_FORMAT = "avatarlab.Faces/2"
+"""Format tag of the faces JSON, the same for images (one frame) and videos (every frame)."""
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list:  # type: ignore[type-arg]
+    """Nested lists of ``values`` rounded to ``decimals`` (float64 first: no float32 tails)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+
+
+def face_record(
+    box: np.ndarray,
+    score: float | None,
+    pose: HeadPose | None,
+    landmarks68: np.ndarray | None,
+    mesh: np.ndarray | None,
+) -> dict[str, object]:
+    """One face in the faces JSON: box x0 y0 x1 y1, score, pose (degrees), 68 points and
+    the 478-point mesh (x, y px; z in the mesh's pixel-scaled depth), pixels to 0.01."""
+    return {
+        "box": _rounded(box, 2),
+        "score": None if score is None else round(float(score), 4),
+        "pose": None
+        if pose is None
+        else {k: round(float(getattr(pose, k)), 2) for k in ("yaw", "pitch", "roll")},
+        "landmarks68": None if landmarks68 is None else _rounded(landmarks68, 2),
+        "mesh": None if mesh is None else _rounded(mesh, 2),
+    }
 
 
 def analyze_image(

@@ -7,8 +7,12 @@ instances are guarded by a lock; trackers create their own instances.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,114 @@ FACE_RECOGNITION_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 
 MEDIAPIPE_LOCK = threading.Lock()
 """Held while a shared (cached) MediaPipe graph runs; graphs are not re-entrant."""
+
+
+class _NativeQuiet:
+    """fd 2 pointed at /dev/null while at least one holder wants quiet (reference counted)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = -1
+        self._python_stderr: Any = None
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._holders += 1
+            if self._holders > 1 or os.environ.get("AVATARLAB_NATIVE_LOGS") == "1":
+                return
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            except (OSError, ValueError):
+                return
+            self._saved, self._python_stderr = saved, sys.stderr
+            # Python's own messages (warnings, errors, progress) still reach the console.
+            sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="backslashreplace")
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders > 0 or self._saved < 0:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+                sys.stderr.close()
+                os.dup2(self._saved, 2)
+            os.close(self._saved)
+            sys.stderr, self._saved = self._python_stderr, -1
+
+
+_QUIET = _NativeQuiet()
+
+
+@contextlib.contextmanager
+def quiet_native() -> Iterator[None]:
+    """Hide what native code writes to fd 2 inside the block (MediaPipe/TFLite/absl log lines).
+
+    Python's own ``sys.stderr`` keeps going to the real stream meanwhile, so warnings and
+    errors stay visible. Nested and concurrent blocks share one redirect. A no-op with
+    ``AVATARLAB_NATIVE_LOGS=1``; the CLI silences fd 2 for the whole process instead.
+    """
+    _QUIET.acquire()
+    try:
+        yield
+    finally:
+        _QUIET.release()
+
+
+class QuietGraph:
+    """A MediaPipe solution whose start-up log lines stay off the console; otherwise the graph.
+
+    A graph's threads log (TFLite delegate, absl warnings) while it starts, which
+    continues after the constructor returns, until its first ``process`` call comes
+    back: native output stays hidden from construction to then.
+    """
+
+    def __init__(self, build: Any, *args: Any, **kwargs: Any) -> None:
+        _QUIET.acquire()
+        self._quiet = True
+        try:
+            self._graph = build(*args, **kwargs)
+        except BaseException:
+            self._unquiet()
+            raise
+
+    def _unquiet(self) -> None:
+        if self._quiet:
+            self._quiet = False
+            _QUIET.release()
+
+    def process(self, image: Any) -> Any:
+        try:
+            return self._graph.process(image)
+        finally:
+            self._unquiet()
+
+    def close(self) -> None:
+        self._unquiet()
+        self._graph.close()
+
+    def __enter__(self) -> QuietGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # At interpreter exit module globals (contextlib too) may already be gone.
+        try:  # noqa: SIM105
+            self._unquiet()
+        except Exception:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_graph":
+            raise AttributeError(name)
+        return getattr(self._graph, name)
 
 
 def dlib_model_path(filename: str) -> Path:
@@ -66,8 +178,8 @@ def mediapipe_detector(model_selection: int) -> Any:
     """
     from mediapipe.python.solutions import face_detection
 
-    return face_detection.FaceDetection(
-        model_selection=model_selection, min_detection_confidence=0.2
+    return QuietGraph(
+        face_detection.FaceDetection, model_selection=model_selection, min_detection_confidence=0.2
     )
 
 
@@ -81,7 +193,8 @@ def new_mediapipe_mesh(static: bool, refine: bool, min_confidence: float = 0.5) 
     """A fresh MediaPipe FaceMesh graph (trackers own one each: it keeps state)."""
     from mediapipe.python.solutions import face_mesh
 
-    return face_mesh.FaceMesh(
+    return QuietGraph(
+        face_mesh.FaceMesh,
         static_image_mode=static,
         max_num_faces=1,
         refine_landmarks=refine,

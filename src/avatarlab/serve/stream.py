@@ -5,7 +5,9 @@ A session owns one :class:`AvatarStream`. The event loop hands it speech with
 a render thread pulls :meth:`AvatarStream.next_tick` once per video frame; between
 utterances the stream keeps producing frames of the idling avatar with silent audio.
 A :class:`Backend` prepares avatars and opens streams on them; the shipped backend
-is any registered engine (:mod:`avatarlab.serve.backend`).
+is any registered engine (:mod:`avatarlab.serve.backend`). While a camera drives the
+avatar (:mod:`avatarlab.serve.camera`), its :class:`LiveFrame` outputs replace the
+stream's frames.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +41,22 @@ class Tick:
     frame: np.ndarray
     audio: np.ndarray
     utterance: int | None
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One avatar frame reenacted from a camera frame.
+
+    Attributes:
+        frame: RGB uint8 ``(H, W, 3)`` at the session's stream size.
+        arrived: when the camera frame it came from arrived (``time.monotonic``).
+        seq: output frame number (0, 1, ...), so a frame held for several ticks is
+            known to be the same.
+    """
+
+    frame: np.ndarray
+    arrived: float
+    seq: int
 
 
 class AvatarStream(Protocol):
@@ -67,9 +86,14 @@ class AvatarStream(Protocol):
 
 
 class Backend(Protocol):
-    """Prepares avatars (slow, once per source) and opens streams on them (fast, per session)."""
+    """Prepares avatars (slow, once per source) and opens streams on them (fast, per session).
+
+    ``motion_engine`` names the engine a camera drives avatars with (``None``: no camera
+    driving); avatars for it are prepared separately (:meth:`prepare_motion`).
+    """
 
     name: str
+    motion_engine: str | None
 
     def prepare(self, source: Path) -> Any:
         """Analyse a portrait or video; raises ``NoFaceError``/``MediaError`` for bad input."""
@@ -77,6 +101,17 @@ class Backend(Protocol):
 
     def open_stream(self, avatar: Any) -> AvatarStream:
         """A new stream on a prepared avatar (its own idle motion and speech queue)."""
+        ...
+
+    def prepare_motion(self, source: Path) -> Any:
+        """Analyse a portrait or video for camera driving (raises like ``prepare``)."""
+        ...
+
+    def open_camera(
+        self, avatar: Any, size: tuple[int, int], frames: Iterator[tuple[np.ndarray, float]]
+    ) -> Generator[np.ndarray, None, None]:
+        """One frame at ``size`` (``(width, height)``) per camera ``(frame, t)`` of ``frames``,
+        from an avatar of :meth:`prepare_motion`."""
         ...
 
 

@@ -7,14 +7,13 @@ one output folder.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from avatarlab._util import atomic_output, make_output_folder
+from avatarlab._util import make_output_folder
 from avatarlab.assets import DEFAULT_SENTENCE, DEFAULT_VOICE, default_portrait
 
 
@@ -30,19 +29,13 @@ class DemoOutputs:
 
 def run_demo(out_dir: str | os.PathLike[str], text: str = DEFAULT_SENTENCE) -> DemoOutputs:
     """Write the default portrait, its face analysis and a talking video into ``out_dir``."""
-    from avatarlab.face.analyze import analyze_image
-    from avatarlab.face.draw import draw_faces
     from avatarlab.media.files import write_image
+    from avatarlab.tasks.faces import analyze_faces
 
     out = make_output_folder(out_dir)
     portrait = default_portrait()
     write_image(out / "portrait.png", portrait)
-    faces = analyze_image(portrait)
-    write_image(out / "portrait_annotated.png", draw_faces(portrait, faces))
-    with atomic_output(out / "portrait_faces.json") as tmp:
-        tmp.write_text(
-            json.dumps({"image": "portrait.png", "faces": [f.to_dict() for f in faces]}, indent=1)
-        )
+    analyze_faces(out / "portrait.png", out / "portrait_faces.json", out / "portrait_annotated.png")
     video = _speak(portrait, out / "talking.mp4", text)
     return DemoOutputs(
         portrait=out / "portrait.png",

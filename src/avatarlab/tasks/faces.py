@@ -246,16 +246,17 @@ def analyze_faces(
 ) -> FacesResult:
     """Analyse the faces of an image or track the main face of a video; write JSON.
 
-    Images: every face (box, score, 68 landmarks, pose). Videos: one person's
-    ``FaceTrack`` (per-frame boxes, 478-point mesh, pose) plus its 68-point
-    landmarks. ``annotate`` writes a preview (image, or MP4 with the source audio).
+    One JSON layout for both (``avatarlab.Faces/2``): ``frames``, each with ``index``,
+    ``time`` (s) and ``faces`` (box, score, pose in degrees, 68 iBUG points, 478-point
+    mesh; pixels rounded to 0.01). An image is one frame with every face; a video has
+    every frame with the tracked person (``faces`` empty where no face was found).
+    ``annotate`` writes a preview (image, or MP4 with the source audio).
     Both outputs are checked before any analysis, and the JSON appears only once the
     preview is written too: on any failure neither is left behind.
 
     Raises:
         NoFaceError: no frame shows a face. OptionError: an output cannot be written.
     """
-    import numpy as np
 
     from avatarlab.errors import NoFaceError
     from avatarlab.media import probe
@@ -283,10 +284,25 @@ def analyze_faces(
             "use a video where a face is visible",
             track.missing_frames,
         )
-    data = track.to_dict()
-    lm68 = np.round(track.landmarks68().astype(np.float64), 2).astype(object)
-    lm68[~np.isfinite(lm68.astype(np.float64))] = None
-    data["landmarks68"] = lm68.tolist()
+    from avatarlab.face.analyze import FACES_FORMAT, face_record
+    from avatarlab.face.pose import HeadPose
+
+    lm68 = track.landmarks68()
+    frames = []
+    for i, t in enumerate(track.timestamps):
+        faces = []
+        if track.found[i]:
+            pose = HeadPose(*(float(v) for v in track.pose[i]))
+            faces.append(face_record(track.boxes[i], None, pose, lm68[i], track.landmarks[i]))
+        frames.append({"index": i, "time": round(float(t), 6), "faces": faces})
+    data = {
+        "format": FACES_FORMAT,
+        "source": str(info.path),
+        "kind": "video",
+        "frame_size": list(track.frame_size),
+        "fps": round(float(info.fps), 6),
+        "frames": frames,
+    }
     with atomic_output(out_json) as tmp:
         tmp.write_text(json.dumps(data, separators=(",", ":")))
         if annotate is not None:
@@ -313,14 +329,18 @@ def _analyze_still(info: MediaInfo, out_json: Path, annotate: Any) -> FacesResul
         raise NoFaceError(
             f"no face found in {info.path}: use an image where a face is clearly visible"
         )
+    from avatarlab.face.analyze import FACES_FORMAT
+
     data = {
-        "format": "avatarlab.Faces/1",
-        "image": str(info.path),
+        "format": FACES_FORMAT,
+        "source": str(info.path),
+        "kind": "image",
         "frame_size": [info.width, info.height],
-        "faces": [face.to_dict() for face in found],
+        "fps": None,
+        "frames": [{"index": 0, "time": 0.0, "faces": [face.to_dict() for face in found]}],
     }
     with atomic_output(out_json) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
+        tmp.write_text(json.dumps(data, separators=(",", ":")))
         if annotate is not None:
             write_image(annotate, draw_faces(image, found))
     return FacesResult(1, 1, "", out_json, None if annotate is None else Path(annotate))
