@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument(
         "--restoration-batch-sizes", type=int, nargs="+", default=[1, 8], help="GFPGAN/CodeFormer"
     )
+    parser.add_argument(
+        "--liveportrait-batch-sizes", type=int, nargs="+", default=[1, 8], help="LivePortrait"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,6 +146,8 @@ def main() -> None:
             model_cpu = model.cpu()
     for device in devices:
         restoration_rows(device, args.restoration_batch_sizes, args.seconds)
+    for device in devices:
+        liveportrait_rows(device, args.liveportrait_batch_sizes, args.seconds)
 
 
 def restoration_rows(device: torch.device, batches: list[int], seconds: float) -> None:
@@ -175,6 +180,37 @@ def restoration_rows(device: torch.device, batches: list[int], seconds: float) -
             rate = _best_rate(once, seconds, _sync_for(device))
             print(f"{label:10s}  {batch:5d}  {rate:11.2f}")
         del model
+
+
+def liveportrait_rows(device: torch.device, batches: list[int], seconds: float) -> None:
+    """Frames/second of LivePortrait per driving frame: M on the 256 crop, stitching,
+    then W + G to the 512 crop (the per-frame work; F runs once per portrait).
+
+    Weights follow fill rule B; inputs are fixed random crops; one pass per batch size
+    when a pass takes longer than ``seconds``.
+    """
+    from avatarlab.engines.liveportrait import keypoints as kpt
+    from avatarlab.engines.liveportrait.model import LivePortraitModels
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\n== LivePortrait, {device.type} ({name}), 256 in / 512 out ==")
+    print("batch  frames/s  (M+stitch+W+G)")
+    lp = LivePortraitModels.build(device)
+    for net in lp.networks().values():
+        fill_state_dict(net, rule="B")
+    source = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)
+    feature, x_s = lp.feature(source), kpt.transform_keypoint(lp.kp_info(source))
+    for batch in batches:
+        x = torch.rand(batch, 3, 256, 256, generator=torch.Generator().manual_seed(batch))
+        x = x.to(device)
+
+        def once(x: torch.Tensor = x) -> int:
+            n = len(x)
+            x_d = lp.stitch(x_s.expand(n, -1, -1), kpt.transform_keypoint(lp.kp_info(x)))
+            lp.warp_decode(feature.expand(n, -1, -1, -1, -1), x_s.expand(n, -1, -1), x_d)
+            return n
+
+        print(f"{batch:5d}  {_best_rate(once, seconds, _sync_for(device)):8.2f}")
 
 
 if __name__ == "__main__":

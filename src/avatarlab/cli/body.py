@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +23,7 @@ _DEFAULT = "extract"
 class _DefaultGroup(TyperGroup):
     """A group whose first argument, when it is not a subcommand, goes to ``extract``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [_DEFAULT, *args]
         return super().parse_args(ctx, args)

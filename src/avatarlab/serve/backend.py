@@ -12,6 +12,11 @@ audio past it (its look-ahead), so the stream feeds ahead as far as needed and
 keeps the fed audio until its frame is out: audio and frame of a tick always cover
 the same instant. Engines at another frame rate (a 30 fps video avatar) are
 resampled in time to 25 fps by taking, for each tick, the frame at its midpoint.
+
+With a ``motion_engine`` (``reenact`` by default in the server) the backend also
+drives avatars with a camera: :meth:`EngineBackend.prepare_motion` analyses a
+portrait for that engine and :meth:`EngineBackend.open_camera` runs it over live
+camera frames (``engine.render(avatar, MotionDriver(live=...))``).
 """
 
 from __future__ import annotations
@@ -125,15 +130,25 @@ class EngineBackend:
         max_side: longest side of the streamed frames; portraits are shrunk to it
             before they are analysed, so rendering stays cheap.
 
+        motion_engine: a registered motion engine (``drives == "motion"``) that camera
+            driving uses, with its default options; ``None``: no camera driving.
+
     Each stream gets a fresh ``seed`` (the options' seed plus the stream number) when
     the engine's options have one, so sessions do not blink and sway in step.
 
     Raises:
-        OptionError: unknown engine, bad options, or an engine that cannot stream.
+        OptionError: unknown engine, bad options, an engine that cannot stream, or a
+            ``motion_engine`` that is not a motion engine.
     """
 
-    def __init__(self, engine: str = "warp", options: object = None, max_side: int = 512) -> None:
-        from avatarlab.engines import ENGINES, engine_drives, resolve_engine_options
+    def __init__(
+        self,
+        engine: str = "warp",
+        options: object = None,
+        max_side: int = 512,
+        motion_engine: str | None = None,
+    ) -> None:
+        from avatarlab.engines import ENGINES, engine_drives, list_engines, resolve_engine_options
         from avatarlab.engines.base import option_fields
 
         cls = ENGINES.get(engine)
@@ -146,18 +161,56 @@ class EngineBackend:
         self._reseed = "seed" in option_fields(type(self.options))
         self._streams = 0
         self.engine: Engine = cls(self.options)
+        self.motion_engine = motion_engine
+        self._motion: Engine | None = None
+        if motion_engine is not None:
+            motion_cls = ENGINES.get(motion_engine)
+            if engine_drives(motion_engine) != "motion":
+                raise OptionError(
+                    f"engine {motion_engine!r} speaks: a camera drives a motion engine "
+                    f"({', '.join(list_engines('motion')) or 'none registered'})"
+                )
+            self._motion = motion_cls(resolve_engine_options(motion_engine, None))
 
-    def prepare(self, source: Path) -> Any:
-        """Analyse a portrait (shrunk to ``max_side`` first, so rendering stays cheap) or video."""
+    def _prepare_with(self, engine: Engine, source: Path) -> Any:
         from avatarlab.media import is_image_path, read_image
 
         if is_image_path(source):
             image = read_image(source)
             h, w = image.shape[:2]
-            return self.engine.prepare(
+            return engine.prepare(
                 np.ascontiguousarray(fit_frame(image, stream_size(w, h, self.max_side)))
             )
-        return self.engine.prepare(source)
+        return engine.prepare(source)
+
+    def prepare(self, source: Path) -> Any:
+        """Analyse a portrait (shrunk to ``max_side`` first, so rendering stays cheap) or video."""
+        return self._prepare_with(self.engine, source)
+
+    def prepare_motion(self, source: Path) -> Any:
+        """:meth:`prepare` for the motion engine (camera driving).
+
+        Raises:
+            OptionError: the backend has no motion engine.
+        """
+        if self._motion is None:
+            raise OptionError("camera driving is off on this server (no motion engine)")
+        return self._prepare_with(self._motion, source)
+
+    def open_camera(
+        self, avatar: Any, size: tuple[int, int], frames: Iterator[tuple[np.ndarray, float]]
+    ) -> Generator[np.ndarray, None, None]:
+        """The motion engine over live camera ``(frame, t)`` pairs: one frame at ``size`` each.
+
+        Motion is relative to the first frame with a face; frames without one hold the
+        last motion (the engine's live mode).
+        """
+        from avatarlab.engines.reenact.driver import MotionDriver
+
+        if self._motion is None:
+            raise OptionError("camera driving is off on this server (no motion engine)")
+        for frame in self._motion.render(avatar, MotionDriver(live=frames)):  # type: ignore[arg-type]
+            yield fit_frame(frame, size)
 
     def open_stream(self, avatar: Any) -> EngineStream:
         """A stream with its own timing (a fresh seed per session when the engine has one)."""

@@ -10,6 +10,11 @@ so the receiver maps both streams onto one clock and plays them in sync.
 
 When rendering falls behind, video skips to the newest frame due (audio never
 skips), and after :data:`MAX_BEHIND_S` the clock re-anchors instead of bursting.
+
+While a camera drives the avatar (``pump.live``, a :class:`LiveSource` with a live
+camera), the pump does not render the stream: each tick carries silence, and the
+video track sends, at each tick's play time, the newest reenacted frame (not the one
+current when the tick was made, which would add a tick of latency).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from avatarlab.serve.options import AUDIO_FRAME_S, AUDIO_RATE, FPS
-from avatarlab.serve.stream import TICK_SAMPLES, AvatarStream, Tick
+from avatarlab.serve.stream import TICK_SAMPLES, AvatarStream, LiveFrame, Tick
 
 log = logging.getLogger("avatarlab.serve")
 
@@ -47,6 +53,18 @@ KEEP_TICKS = 2 * FPS
 """Rendered ticks kept at most (a track that is not read must not grow memory)."""
 
 TickHook = Callable[[int, Tick, float], None]
+
+
+class LiveSource(Protocol):
+    """Frames that replace the stream's while they are live (camera driving)."""
+
+    def current(self, now: float) -> LiveFrame | None:
+        """The newest frame, or ``None`` while there is none live (the stream shows)."""
+        ...
+
+    def mark_sent(self, frame: LiveFrame, now: float) -> None:
+        """``frame`` went to WebRTC at ``now`` (``time.monotonic``)."""
+        ...
 
 
 class MediaPump:
@@ -76,6 +94,8 @@ class MediaPump:
         self.slips = 0
         self.skipped = 0
         self.render_s = 0.0  # total seconds spent in next_tick
+        self.stream_ticks = 0  # ticks rendered by the stream (not live)
+        self.live: LiveSource | None = None
         self.error: BaseException | None = None
         self._frames: dict[int, np.ndarray] = {}
         self._audio: dict[int, np.ndarray] = {}
@@ -115,9 +135,14 @@ class MediaPump:
             while not self._closed:
                 n = self.rendered
                 await _sleep_until(self.play_time(n - self.lead))
-                started = time.perf_counter()
-                tick = await loop.run_in_executor(self.executor, self.stream.next_tick)
-                self.render_s += time.perf_counter() - started
+                live = None if self.live is None else self.live.current(time.monotonic())
+                if live is not None:  # the camera drives: the stream pauses, audio is silent
+                    tick = Tick(live.frame, np.zeros(TICK_SAMPLES, np.float32), None)
+                else:
+                    started = time.perf_counter()
+                    tick = await loop.run_in_executor(self.executor, self.stream.next_tick)
+                    self.render_s += time.perf_counter() - started
+                    self.stream_ticks += 1
                 behind = time.monotonic() - self.play_time(n)
                 if behind > MAX_BEHIND_S:
                     self.t0 += behind
@@ -164,6 +189,12 @@ class MediaPump:
             frame = self._frames[m]
         for old in [i for i in self._frames if i < m]:
             del self._frames[old]
+        if self.live is not None:
+            now = time.monotonic()
+            live = self.live.current(now)
+            if live is not None:
+                self.live.mark_sent(live, now)
+                frame = live.frame
         return m, frame
 
     async def audio(self, k: int) -> np.ndarray:
