@@ -66,6 +66,18 @@ def eval_cmd(
     ):
         for path in files:
             console.print(f"[yellow]unmatched {kind} (no file of the same name):[/] {path}")
+    for clip in res.clips:
+        for line in clip.notes:  # frames past the other video's end, resampling, ...
+            console.print(f"[yellow]note:[/] {clip.name}: {line}", highlight=False, soft_wrap=True)
+        identical = res.value(clip.name, "psnr_identical_frames")
+        if identical > 0:
+            console.print(
+                f"[yellow]note:[/] {clip.name}: psnr is +inf because {identical:.0f} frames equal "
+                "the reference exactly; psnr_pooled (PSNR of the MSE pooled over the clip) is "
+                "finite unless every frame is identical",
+                highlight=False,
+                soft_wrap=True,
+            )
     for clip in res.failed:
         console.print(f"[red]failed:[/] {clip.name}: {clip.error}", highlight=False)
     for name, metric, message in res.metric_errors():

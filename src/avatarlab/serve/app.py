@@ -9,6 +9,7 @@ Routes (all under the bearer token when one is set, except the page and ``/healt
 - ``POST /sessions/{id}/offer``: WebRTC SDP offer in, answer out;
 - ``POST /sessions/{id}/say``: text (JSON, text/plain, form) or audio (form, raw);
 - ``POST /sessions/{id}/stop``;
+- ``POST /sessions/{id}/drive``: ``{"mode": "camera"|"speech"}``, what moves the avatar;
 - ``WS /sessions/{id}/events``: speech start/end, peer state; closing it ends the session.
 
 Every user mistake is a 4xx with a sentence that says what to do; an unexpected
@@ -80,6 +81,27 @@ class SessionCreate(BaseModel):
     avatar: str | None = Field(None, description="Avatar id from GET /avatars; default: the first.")
 
 
+class CameraInfo(BaseModel):
+    available: bool = Field(description="The server drives avatars with a camera.")
+    offered: bool = Field(description="This session's WebRTC offer sends camera video.")
+    state: Literal["off", "waiting", "live"] = Field(
+        description="off: speech drives; waiting: camera mode, no frame yet (or none for "
+        "a moment); live: the camera drives the avatar."
+    )
+    frames_received: int = Field(description="Camera frames that reached the renderer's inbox.")
+    frames_dropped: int = Field(
+        description="Camera frames replaced by a newer one before they were rendered."
+    )
+    frames_rendered: int
+    render_ms: float = Field(description="Mean time from taking a camera frame to its output (ms).")
+    latency_ms_p50: float | None = Field(
+        description="Median time from a camera frame's arrival to its avatar frame going to "
+        "WebRTC, over the last 250 output frames (ms)."
+    )
+    latency_ms_p90: float | None = Field(description="90th percentile of the same (ms).")
+    latency_samples: int
+
+
 class SessionInfo(BaseModel):
     id: str
     avatar: str
@@ -97,6 +119,16 @@ class SessionInfo(BaseModel):
     render_ms: float = Field(description="Mean time to render one frame (ms).")
     closed: bool
     idle_timeout_s: float
+    drive: Literal["speech", "camera"] = Field(description="What moves the avatar now.")
+    camera: CameraInfo
+
+
+class Drive(BaseModel):
+    mode: Literal["camera", "speech"] = Field(
+        ...,
+        description="camera: the session's camera video (sent over its WebRTC connection) "
+        "drives the avatar; speech: the talking avatar.",
+    )
 
 
 class Offer(BaseModel):
@@ -134,6 +166,7 @@ class Health(BaseModel):
     ready: bool = Field(description="The default avatar is analysed and the engine warmed up.")
     version: str
     engine: str
+    motion_engine: str | None = Field(description="Engine of camera driving; null: none.")
     sessions: int
     max_sessions: int
 
@@ -186,6 +219,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "Malformed request (bad JSON, bad UTF-8, bad SDP)",
         401: "Missing or wrong bearer token",
         404: "Unknown session or avatar",
+        409: "Not possible in the session's state (already connected, no camera video, "
+        "camera driving on)",
         413: "Upload or body too large",
         415: "Unsupported upload type",
         422: "Invalid value (too long, undecodable, no face)",
@@ -279,7 +314,12 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
     if backend is None:
         from avatarlab.serve.backend import EngineBackend
 
-        backend = EngineBackend(options.engine, options.engine_options, options.max_side)
+        backend = EngineBackend(
+            options.engine,
+            options.engine_options,
+            options.max_side,
+            options.motion_engine if options.camera else None,
+        )
     render_executor = ThreadPoolExecutor(
         max_workers=max(options.max_sessions, os.cpu_count() or 1), thread_name_prefix="render"
     )
@@ -414,6 +454,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             "ready": app.state.ready,
             "version": __version__,
             "engine": backend.name,
+            "motion_engine": backend.motion_engine if manager.camera else None,
             "sessions": len(manager.sessions),
             "max_sessions": options.max_sessions,
         }
@@ -489,6 +530,16 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         manager.get(session_id).stop()
         return Response(status_code=204)
 
+    @api.post("/sessions/{session_id}/drive", response_model=SessionInfo)
+    async def drive(session_id: str, body: Drive) -> dict[str, Any]:
+        """Switch what moves the avatar: ``camera`` (the video this session's WebRTC offer
+        sends, reenacted onto the avatar and streamed back at 25 fps in place of the
+        talking stream; speech stops) or ``speech``. The first switch to ``camera`` on an
+        avatar analyses it for the motion engine (a few seconds). Camera driving ends by
+        itself, back to ``speech``, when no camera frame arrives for 1 s (10 s at the start).
+        """
+        return await manager.get(session_id).set_drive(body.mode)
+
     @api.post(
         "/sessions/{session_id}/say",
         response_model=SayResult,
@@ -502,6 +553,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         form field ``audio`` or a raw ``audio/*`` body (WAV, MP3, Ogg, FLAC, M4A, WebM).
         """
         session = manager.get(session_id)
+        session.require_speech()
         _check_rate(session.limiter.retry_after())
         ctype = media_type(request)
         body = await read_body(request, options.max_audio_bytes + FORM_SLACK)

@@ -33,6 +33,7 @@ class AvatarEntry:
     kind: str  # "image" or "video"
     uploaded: bool
     prepared: Any = None
+    motion: Any = None  # prepared for camera driving (the backend's motion engine), lazily
     sessions: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -95,6 +96,17 @@ class AvatarCatalog:
                         self.executor, self.backend.prepare, entry.path
                     )
             return entry.prepared
+
+    async def prepare_motion(self, entry: AvatarEntry) -> Any:
+        """``entry`` prepared for camera driving, analysing it the first time it is asked."""
+        async with entry.lock:
+            if entry.motion is None:
+                async with self._prepare_lock:
+                    loop = asyncio.get_running_loop()
+                    entry.motion = await loop.run_in_executor(
+                        self.executor, self.backend.prepare_motion, entry.path
+                    )
+            return entry.motion
 
     async def add_upload(self, path: Path, name: str, kind: str) -> AvatarEntry:
         """Register and prepare an uploaded file (removed again if preparing fails).

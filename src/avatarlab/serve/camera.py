@@ -84,7 +84,10 @@ class CameraDrive:
         self._mailbox: tuple[Any, float] | None = None
         self._cond = threading.Condition()
         self._closed = False
-        self._taken: tuple[float, float] = (0.0, 0.0)  # (arrival, perf_counter) of the frame in render
+        self._taken: tuple[float, float] = (
+            0.0,
+            0.0,
+        )  # (arrival, perf_counter) of the frame in render
         self._render = render
         self._thread = threading.Thread(target=self._run, name="camera-drive", daemon=True)
         self._thread.start()

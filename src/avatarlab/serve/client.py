@@ -3,7 +3,8 @@
 Used by the tests and ``bench/serve.py``, and usable to record a session from a
 program. Every received frame is kept with its arrival time (``time.monotonic``),
 decoded: video as RGB uint8 ``(H, W, 3)`` (optionally only every k-th, to bound
-memory), audio as float32 mono at 48 kHz.
+memory), audio as float32 mono at 48 kHz. A :class:`FramesTrack` plays frames as a
+camera, for sessions driven by a camera (``start(camera=...)``, ``drive("camera")``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, cast
 
 import av
@@ -50,6 +53,55 @@ class Received:
         return next((v for v in self.video_times if v > t), None)
 
 
+class FramesTrack(MediaStreamTrack):
+    """Frames played as a camera: RGB uint8 ``(H, W, 3)`` arrays at ``fps``, looped.
+
+    Until :meth:`play` the first frame is shown still (a camera pointed at a still
+    face), so a session switched to camera driving takes it as its reference. Ends
+    (``MediaStreamError``) after ``max_frames`` frames or on :meth:`stop`.
+
+    Attributes:
+        sent: ``(time.monotonic, index into frames)`` of every frame handed to WebRTC.
+    """
+
+    kind = "video"
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = 25.0, max_frames: int = 3000):
+        super().__init__()
+        if not frames:
+            raise ValueError("FramesTrack needs at least one frame")
+        self.frames = [np.ascontiguousarray(f) for f in frames]
+        self.fps = fps
+        self.max_frames = max_frames
+        self.sent: list[tuple[float, int]] = []
+        self._count = 0
+        self._start: float | None = None
+        self._playing_from: int | None = None  # frame count at which play() was called
+
+    def play(self) -> None:
+        """Start moving through the frames (from the first), looping."""
+        self._playing_from = self._count
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live" or self._count >= self.max_frames:
+            self.stop()
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._count / self.fps - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        index = 0
+        if self._playing_from is not None:
+            index = (self._count - self._playing_from) % len(self.frames)
+        frame = av.VideoFrame.from_ndarray(self.frames[index], format="rgb24")
+        frame.pts = self._count * round(90_000 / self.fps)
+        frame.time_base = Fraction(1, 90_000)
+        self.sent.append((time.monotonic(), index))
+        self._count += 1
+        return frame
+
+
 class AvatarClient:
     """One session on a running server, watched over WebRTC on the given host addresses.
 
@@ -85,12 +137,21 @@ class AvatarClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self, avatar: str | None = None) -> dict[str, Any]:
-        """Create a session and connect its media; returns the session's status."""
+    async def start(
+        self, avatar: str | None = None, camera: MediaStreamTrack | None = None
+    ) -> dict[str, Any]:
+        """Create a session and connect its media; returns the session's status.
+
+        With ``camera`` the video goes both ways: ``camera`` is sent to the server,
+        which shows it on the avatar after :meth:`drive` ``("camera")``.
+        """
         response = await self.http.post("/sessions", json={"avatar": avatar})
         response.raise_for_status()
         self.session = response.json()
-        self.pc.addTransceiver("video", direction="recvonly")
+        if camera is not None:
+            self.pc.addTransceiver(camera, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTransceiver("audio", direction="recvonly")
 
         @self.pc.on("track")
@@ -113,6 +174,16 @@ class AvatarClient:
     async def say(self, text: str) -> httpx.Response:
         """``POST /sessions/{id}/say`` with ``text``; returns the response (202 on success)."""
         return await self.http.post(f"/sessions/{self.session['id']}/say", json={"text": text})
+
+    async def drive(self, mode: str) -> httpx.Response:
+        """``POST /sessions/{id}/drive`` with ``mode`` (``camera`` or ``speech``)."""
+        return await self.http.post(f"/sessions/{self.session['id']}/drive", json={"mode": mode})
+
+    async def status(self) -> dict[str, Any]:
+        """``GET /sessions/{id}``."""
+        response = await self.http.get(f"/sessions/{self.session['id']}")
+        response.raise_for_status()
+        return cast(dict[str, Any], response.json())
 
     async def wait_frames(self, count: int, timeout: float = 20.0) -> None:
         """Wait until ``count`` video frames have arrived."""

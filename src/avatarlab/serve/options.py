@@ -50,6 +50,12 @@ class ServeOptions:
             stream, see ``avatarlab.engines.list_engines()``).
         engine_options: the engine's ``Options`` or a dict of its fields (checked here
             against ``engine``); ``None``: its defaults.
+        camera: offer "drive with my camera": the viewer's camera, sent over the
+            session's WebRTC connection, moves the avatar (``POST /sessions/{id}/drive``).
+        motion_engine: the engine that reenacts the avatar from the camera (a registered
+            motion engine, see ``avatarlab.engines.list_engines("motion")``).
+        camera_side: longest side (pixels) camera frames are scaled to before the face
+            in them is tracked (smaller: faster, coarser motion).
     """
 
     avatars: tuple[Path, ...] = ()
@@ -71,6 +77,9 @@ class ServeOptions:
     extra_hosts: tuple[str, ...] = ()
     engine: str = "warp"
     engine_options: Any = None
+    camera: bool = True
+    motion_engine: str = "reenact"
+    camera_side: int = 320
 
     def __post_init__(self) -> None:
         from avatarlab.engines import resolve_engine_options
@@ -97,6 +106,16 @@ class ServeOptions:
         for name, value in positive.items():
             if value <= 0:
                 raise OptionError(f"{name} must be positive, got {value}")
+        if self.camera:
+            from avatarlab.engines import engine_drives, list_engines
+
+            if engine_drives(self.motion_engine) != "motion":
+                raise OptionError(
+                    f"motion_engine {self.motion_engine!r} is driven by speech: name a motion "
+                    f"engine ({', '.join(list_engines('motion')) or 'none registered'})"
+                )
+        if not 64 <= self.camera_side <= 1080:
+            raise OptionError(f"camera_side must be in 64..1080 pixels, got {self.camera_side}")
         if self.max_side < 64:
             raise OptionError(f"max_side must be at least 64 pixels, got {self.max_side}")
         for path in self.avatars:

@@ -6,6 +6,11 @@ uploads), hands it to its stream (a new utterance interrupts the current one), p
 the stream to its peer through a :class:`MediaPump`, and tells WebSocket listeners
 when speech starts and ends. The :class:`SessionManager` caps how many exist and
 closes them when their page goes away or they stay silent too long.
+
+A session is driven by speech (the default) or by the viewer's camera
+(:meth:`Session.set_drive`): then the camera video the peer sends is reenacted onto
+the avatar (:class:`~avatarlab.serve.camera.CameraDrive`) and shown instead of the
+talking stream, until the mode is switched back or the camera stops.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ import ctypes
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
 from fastapi import HTTPException
 
 from avatarlab.errors import AvatarLabError
 from avatarlab.media import MediaLimitError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry
+from avatarlab.serve.camera import STALE_S, START_S, CameraDrive, Renderer
 from avatarlab.serve.options import AUDIO_RATE, FPS, ServeOptions
 from avatarlab.serve.stream import AvatarStream, Backend, Tick, split_sentences
 from avatarlab.serve.tracks import AvatarAudioTrack, AvatarVideoTrack, MediaPump
@@ -36,6 +46,14 @@ log = logging.getLogger("avatarlab.serve")
 
 EVENT_QUEUE = 64
 """Events buffered per WebSocket listener; a listener that falls further behind loses old ones."""
+WATCH_S = 0.25
+"""How often camera driving checks that frames still arrive."""
+STATUS_EVERY_S = 1.0
+"""While a camera drives, a ``status`` event (with the latency figures) goes out this often."""
+
+DriveMode = Literal["speech", "camera"]
+CameraOpener = Callable[[AvatarEntry, tuple[int, int]], Awaitable[Renderer]]
+"""Prepares an avatar for camera driving and returns its renderer at the given size."""
 
 
 class RateLimiter:
@@ -77,6 +95,7 @@ class Session:
         render_executor: Executor,
         tts_executor: Executor,
         decode_executor: Executor,
+        open_camera: CameraOpener | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.avatar = avatar
@@ -99,6 +118,13 @@ class Session:
         self._playing: int | None = None  # utterance heard now (by tick play time)
         self._speech_task: asyncio.Task[None] | None = None
         self.utterances = 0
+        self.drive: DriveMode = "speech"
+        self.open_camera = open_camera
+        self.camera: CameraDrive | None = None  # the camera drive in use, or the last one
+        self.camera_track: MediaStreamTrack | None = None
+        self._camera_reader: asyncio.Task[None] | None = None
+        self._camera_watch: asyncio.Task[None] | None = None
+        self._drive_lock = asyncio.Lock()
 
     # -- status and events -------------------------------------------------
 
@@ -120,10 +146,41 @@ class Session:
             "frames_skipped": 0 if pump is None else pump.skipped,
             "clock_slips": 0 if pump is None else pump.slips,
             "render_ms": 0.0
-            if not pump or not pump.rendered
-            else 1000 * pump.render_s / pump.rendered,
+            if not pump or not pump.stream_ticks
+            else 1000 * pump.render_s / pump.stream_ticks,
             "closed": self.closed,
             "idle_timeout_s": self.options.session_timeout_s,
+            "drive": self.drive,
+            "camera": self.camera_status(),
+        }
+
+    def camera_status(self) -> dict[str, Any]:
+        """Camera driving: state and the current (or last) drive's counters and latency."""
+        camera = self.camera
+        if self.drive != "camera" or camera is None:
+            state = "off"
+        elif camera.current(time.monotonic()) is not None:
+            state = "live"
+        else:
+            state = "waiting"
+        stats = (
+            camera.stats()
+            if camera is not None
+            else {
+                "frames_received": 0,
+                "frames_dropped": 0,
+                "frames_rendered": 0,
+                "render_ms": 0.0,
+                "latency_ms_p50": None,
+                "latency_ms_p90": None,
+                "latency_samples": 0,
+            }
+        )
+        return {
+            "available": self.open_camera is not None,
+            "offered": self.camera_track is not None,
+            "state": state,
+            **stats,
         }
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
@@ -173,6 +230,11 @@ class Session:
         add_synced_tracks(pc, [AvatarVideoTrack(pump), AvatarAudioTrack(pump)])
         self.pc, self.pump = pc, pump
 
+        @pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                self.attach_camera(track)
+
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             self.emit({"type": "peer", "state": pc.connectionState})
@@ -184,11 +246,137 @@ class Session:
         except Exception as exc:  # aiortc raises several types for unusable SDP
             self.pc, self.pump = None, None
             pc.remove_all_listeners("connectionstatechange")  # this session lives on
+            pc.remove_all_listeners("track")
+            await self._stop_camera_reader()
             await pump.close()
             await pc.close()
             raise HTTPException(400, f"cannot use this SDP offer: {exc}") from None
 
+    # -- camera driving ------------------------------------------------------
+
+    def attach_camera(self, track: MediaStreamTrack) -> None:
+        """Read the peer's camera ``track`` (called when its offer sends video).
+
+        Every frame is read as it arrives (so nothing queues up inside aiortc); frames
+        go to the camera drive only while the camera drives the avatar.
+        """
+        if self.camera_track is not None or self.closed:
+            return
+        self.camera_track = track
+        self._camera_reader = asyncio.get_running_loop().create_task(self._read_camera(track))
+
+    async def _read_camera(self, track: MediaStreamTrack) -> None:
+        try:
+            while not self.closed:
+                frame = await track.recv()
+                camera = self.camera
+                if self.drive == "camera" and camera is not None and isinstance(frame, VideoFrame):
+                    camera.push(frame, time.monotonic())
+                    self.touch()
+        except MediaStreamError:  # the peer's camera track ended
+            pass
+        if self.drive == "camera" and not self.closed:
+            await self._end_camera("the camera track ended")
+
+    async def _stop_camera_reader(self) -> None:
+        task, self._camera_reader = self._camera_reader, None
+        self.camera_track = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def set_drive(self, mode: DriveMode) -> dict[str, Any]:
+        """Switch what drives the avatar; returns the status.
+
+        ``camera``: the camera video of this session's peer is reenacted onto the avatar
+        (prepared for the motion engine the first time, which takes a few seconds) and
+        replaces the talking stream; speech stops. ``speech``: back to the talking stream.
+
+        Raises:
+            HTTPException: 409 when the server has no camera driving or the peer sends
+                no video; 422 when the avatar cannot be reenacted.
+        """
+        async with self._drive_lock:
+            if mode == self.drive:
+                return self.status()
+            if mode == "speech":
+                await self._stop_camera("switched to speech")
+                return self.status()
+            if self.open_camera is None:
+                raise HTTPException(
+                    409,
+                    "this server does not drive avatars with a camera (it has no motion engine)",
+                )
+            if self.camera_track is None or self.pump is None:
+                raise HTTPException(
+                    409,
+                    "this session's media connection sends no camera video: offer a video "
+                    "transceiver with direction sendrecv (the page's 'Drive with my camera' "
+                    "does), then switch the drive again",
+                )
+            render = await self.open_camera(self.avatar, self.stream.size)
+            if self.closed:
+                raise HTTPException(404, "the session ended while the avatar was prepared")
+            self.stop()
+            camera = CameraDrive(render, self.options.camera_side)
+            self.camera, self.drive = camera, "camera"
+            self.pump.live = camera
+            self._camera_watch = asyncio.get_running_loop().create_task(self._watch_camera(camera))
+            self.emit({"type": "drive", "mode": "camera", "reason": None})
+            return self.status()
+
+    async def _end_camera(self, reason: str) -> None:
+        async with self._drive_lock:
+            await self._stop_camera(reason)
+
+    async def _stop_camera(self, reason: str) -> None:
+        """Back to speech (under ``_drive_lock``): the render thread ends, the stream shows."""
+        camera = self.camera
+        if self.drive != "camera" or camera is None:
+            return
+        self.drive = "speech"
+        if self.pump is not None:
+            self.pump.live = None
+        watch, self._camera_watch = self._camera_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        await asyncio.get_running_loop().run_in_executor(None, camera.close)
+        self.touch()
+        self.emit({"type": "drive", "mode": "speech", "reason": reason})
+        self.emit({"type": "status", **self.status()})
+
+    async def _watch_camera(self, camera: CameraDrive) -> None:
+        """End camera driving when frames stop or the renderer fails; post status each second."""
+        last_status = time.monotonic()
+        while self.camera is camera and self.drive == "camera":
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            if camera.error is not None:
+                message = public_message(str(camera.error), self.avatar.path, self.avatar.name)
+                reason = f"camera driving failed: {message}"
+            elif camera.last_arrival is None and now - camera.started > START_S:
+                reason = f"no camera frame arrived within {START_S:g} s"
+            elif camera.last_arrival is not None and now - camera.last_arrival > STALE_S:
+                reason = "the camera stopped sending frames"
+            else:
+                if now - last_status >= STATUS_EVERY_S:
+                    last_status = now
+                    self.emit({"type": "status", **self.status()})
+                continue
+            await self._end_camera(reason)
+            return
+
     # -- speech --------------------------------------------------------------
+
+    def require_speech(self) -> None:
+        """409 while the camera drives the avatar (speech would not be seen or heard)."""
+        if self.drive == "camera":
+            raise HTTPException(
+                409,
+                "the camera drives this avatar now: POST /sessions/{id}/drive "
+                '{"mode": "speech"} before making it speak',
+            )
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
@@ -213,6 +401,7 @@ class Session:
         """Speak ``text``: the first sentence is synthesised before this returns (a voice
         error leaves the current speech alone), the rest follows in the background and is
         dropped if another utterance interrupts."""
+        self.require_speech()
         pieces = split_sentences(text)
         if not pieces:
             raise HTTPException(422, "text has nothing to say (only spaces or punctuation)")
@@ -260,6 +449,7 @@ class Session:
 
     def say_audio(self, audio: np.ndarray) -> dict[str, Any]:
         """Speak decoded float32 mono audio at ``AUDIO_RATE``."""
+        self.require_speech()
         uid, interrupted = self._new_utterance()
         self.stream.speak(audio, uid)
         seconds = len(audio) / AUDIO_RATE
@@ -282,6 +472,13 @@ class Session:
         self.closed = True
         self.close_reason = reason
         self._cancel_pending()
+        async with self._drive_lock:
+            camera, self.drive = self.camera, "speech"
+            if self._camera_watch is not None:
+                self._camera_watch.cancel()
+            if camera is not None:
+                await asyncio.get_running_loop().run_in_executor(None, camera.close)
+        await self._stop_camera_reader()
         if self.pump is not None:
             await self.pump.close()
         if self.pc is not None:
@@ -396,11 +593,32 @@ class SessionManager:
                 self.render_executor,
                 self.tts_executor,
                 self.decode_executor,
+                self.open_camera if self.camera else None,
             )
             self.sessions[session.id] = session
             return session
         finally:
             self._creating -= 1
+
+    @property
+    def camera(self) -> bool:
+        """Whether sessions can be driven by a camera."""
+        return self.options.camera and self.backend.motion_engine is not None
+
+    async def open_camera(self, entry: AvatarEntry, size: tuple[int, int]) -> Renderer:
+        """The camera renderer of ``entry`` at ``size`` (its motion avatar prepared once).
+
+        Raises:
+            HTTPException: 422 when the avatar cannot be reenacted.
+        """
+        try:
+            prepared = await self.catalog.prepare_motion(entry)
+        except AvatarLabError as exc:
+            message = public_message(str(exc), entry.path, entry.name)
+            raise HTTPException(
+                422, f"cannot drive avatar {entry.id!r} with a camera: {message}"
+            ) from None
+        return partial(self.backend.open_camera, prepared, size)
 
     def get(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
