@@ -2,7 +2,8 @@
 
 Frames are tiny and computed, not rendered by an engine: a grey picture whose
 "mouth" bar grows with the loudness of the tick's audio and whose "idle" marker
-column moves every tick, so tests can tell speech from idling cheaply.
+column moves every tick, so tests can tell speech from idling cheaply. Camera
+driving paints each output frame in the mean colour of its camera frame.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import io
 import math
 import wave
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,45 @@ class FakeStream:
         self.closed = True
 
 
+@dataclass
+class FakeCamera:
+    """What one camera renderer saw: frames taken, and whether it was closed."""
+
+    frames: int = 0
+    closed: bool = False
+
+
 class FakeBackend:
     name = "fake"
+    motion_engine: str | None = "fake-motion"
 
-    def __init__(self) -> None:
+    def __init__(self, render_s: float = 0.0) -> None:
         self.prepared: list[Path] = []
+        self.motion_prepared: list[Path] = []
+        self.cameras: list[FakeCamera] = []
+        self.render_s = render_s
+
+    def prepare_motion(self, source: Path) -> Any:
+        self.motion_prepared.append(source)
+        return source
+
+    def open_camera(
+        self, avatar: Any, size: tuple[int, int], frames: Iterator[tuple[np.ndarray, float]]
+    ) -> Generator[np.ndarray, None, None]:
+        import time
+
+        camera = FakeCamera()
+        self.cameras.append(camera)
+        try:
+            for frame, _ in frames:
+                camera.frames += 1
+                if self.render_s:
+                    time.sleep(self.render_s)
+                out = np.empty((size[1], size[0], 3), np.uint8)
+                out[:] = frame.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+                yield out
+        finally:
+            camera.closed = True
 
     def prepare(self, source: Path) -> Any:
         if b"NOFACE" in source.read_bytes():

@@ -23,11 +23,15 @@ from typing import Any, Protocol, TypeVar
 
 from avatarlab._pool import Crash, check_main_guard, isolated_imap_unordered, resolve_workers
 from avatarlab.errors import AvatarLabError, OptionError
+from avatarlab.registry import Registry
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXECUTORS = ("local", "ray")
+EXECUTORS: Registry[Callable[..., Executor]] = Registry(
+    "executor", entry_points="avatarlab.executors"
+)
+"""Executor name -> a factory ``(workers, address) -> Executor``."""
 
 
 class Executor(Protocol):
@@ -153,16 +157,24 @@ class RayExecutor:
                 ray.shutdown()
 
 
+def _local(workers: int | None, address: str | None) -> Executor:
+    if address:
+        raise OptionError("an address only applies to the ray executor")
+    return LocalExecutor(workers)
+
+
+def _ray(workers: int | None, address: str | None) -> Executor:
+    return RayExecutor(workers, address)
+
+
+EXECUTORS.register("local", _local)
+EXECUTORS.register("ray", _ray)
+
+
 def get_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
-    """The executor called ``name`` (``"local"`` or ``"ray"``).
+    """The executor called ``name`` (``"local"``, ``"ray"`` or one another package registered).
 
     Raises:
         OptionError: unknown name, or ``address`` given for the local executor.
     """
-    if name == "local":
-        if address:
-            raise OptionError("--address only applies to --executor ray")
-        return LocalExecutor(workers)
-    if name == "ray":
-        return RayExecutor(workers, address)
-    raise OptionError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+    return EXECUTORS.get(name)(workers, address)

@@ -1040,7 +1040,9 @@ def prepare(
     """
     options = options or PrepareOptions()
     if executor not in EXECUTORS:
-        raise OptionError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+        raise OptionError(
+            f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS.names())}"
+        )
     src_path = Path(src)
     out_path = make_output_folder(out, create=False)
     clips = read_clips(src_path, dataset)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avatarlab.errors import MediaError, OptionError
+from avatarlab.registry import Registry
 
 #: File extensions treated as videos by every reader.
 VIDEO_EXTENSIONS = frozenset(
@@ -75,7 +76,8 @@ class Clip:
 
 
 Reader = Callable[[Path], Iterator[Clip]]
-READERS: dict[str, Reader] = {}
+READERS: Registry[Reader] = Registry("dataset reader", entry_points="avatarlab.readers")
+"""Reader name -> a function walking a corpus folder."""
 
 
 def register_reader(*names: str) -> Callable[[Reader], Reader]:
@@ -83,7 +85,7 @@ def register_reader(*names: str) -> Callable[[Reader], Reader]:
 
     def wrap(fn: Reader) -> Reader:
         for name in names:
-            READERS[name] = fn
+            READERS.register(name, fn)
         return fn
 
     return wrap
@@ -269,7 +271,7 @@ def read_cn_celeb_av(root: Path) -> Iterator[Clip]:
 
 def reader_names() -> list[str]:
     """Names accepted by :func:`read_clips`, sorted."""
-    return sorted(READERS)
+    return READERS.names()
 
 
 def read_clips(root: str | os.PathLike[str], dataset: str = "folder") -> list[Clip]:
@@ -289,11 +291,12 @@ def read_clips(root: str | os.PathLike[str], dataset: str = "folder") -> list[Cl
     path = Path(root)
     if not path.exists():
         raise MediaError(f"{path} does not exist: pass the folder holding your copy of the corpus")
-    reader = READERS.get(_reader_key(dataset))
-    if reader is None:
+    key = _reader_key(dataset)
+    if key not in READERS:
         raise OptionError(
             f"no reader named {dataset!r}; choose one of: {', '.join(reader_names())}"
         )
+    reader = READERS.get(key)
     clips = sorted(reader(path), key=lambda c: (c.speaker_id, c.utterance_id))
     seen: dict[str, Path] = {}
     for clip in clips:
