@@ -20,10 +20,22 @@ with aiortc clients in this process (all media on loopback), makes them speak, a
 - memory: the server's resident memory over repeated open/speak/close cycles for
   ``--minutes`` (growth from the warm baseline after the first 2 cycles).
 
+``--camera`` measures the webcam path instead ("drive with my camera"): each session's
+client sends ``expressions_silent.mp4`` (looped, 25 fps) as its camera over WebRTC,
+switches the session to camera driving and prints, per session:
+
+- latency from a camera frame's arrival at the server to its reenacted avatar frame
+  going to WebRTC (the server's stamps, ``GET /sessions/{id}`` -> ``camera``), p50/p90;
+- the same end to end at the client (encode, network, decode both ways included):
+  the lag that best aligns the received avatar's mouth opening with the sent clip's;
+- avatar frames the server reenacts per second, camera frames it drops as stale, video
+  fps arriving at the client, and the server's CPU time per reenacted frame.
+
 Usage::
 
     python bench/serve.py                               # 2 sessions, ~1.5 minutes in all
     python bench/serve.py --sessions 2 --minutes 10     # the full 10-minute soak
+    python bench/serve.py --camera --sessions 1 --seconds 20   # the webcam path
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +60,7 @@ from avatarlab.serve.client import AvatarClient, Received
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AVATAR = ROOT.parent / "shared" / "data" / "image" / "painting.jpg"
+CAMERA_CLIP = ROOT.parent / "shared" / "data" / "video" / "expressions_silent.mp4"
 SENTENCES = [
     "Hello everyone, I am glad to see you.",
     "All of us are ready to talk today.",
@@ -80,18 +94,21 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(avatar: Path, port: int, sessions: int) -> subprocess.Popen[bytes]:
+def start_server(avatar: Path, port: int, sessions: int, log: Path) -> subprocess.Popen[bytes]:
+    """``avatarlab serve`` on 127.0.0.1:``port``, its log in ``log``; returns once it is ready."""
     cmd = [
         sys.executable, "-m", "avatarlab", "serve", "--avatar", str(avatar),
         "--port", str(port), "--max-sessions", str(sessions + 1),
         "--say-burst", "20", "--say-per-s", "10", "--log-level", "warning",
     ]  # fmt: skip
     env = {**os.environ, "AVATARLAB_PROGRESS": "0"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The log goes to a file: a pipe nobody reads fills up and stalls the server.
+    with log.open("wb") as err_file:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = log.read_text(errors="replace")
             raise SystemExit(f"the server exited: {err[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["ready"]:
@@ -323,21 +340,174 @@ async def soak(url: str, pid: int, sessions: int, minutes: float) -> list[tuple[
     return samples
 
 
+# -- the webcam path -------------------------------------------------------------------
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads, Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CameraRun:
+    received: Received
+    sent: list[tuple[float, int]]  # (sent at, clip frame index)
+    t_play: float
+    t_end: float
+    switch_s: float
+    before: dict[str, Any]
+    after: dict[str, Any]
+    cpu_s: float
+
+
+async def camera_session(
+    url: str, pid: int, clip: list[np.ndarray], seconds: float, index: int
+) -> CameraRun:
+    from avatarlab.serve.client import FramesTrack
+
+    track = FramesTrack(clip, max_frames=int((seconds + 60) * 25))
+    client = AvatarClient(url, keep_every=2, keep_scale=KEEP_SCALE)
+    try:
+        await client.start(camera=track)
+        await client.wait_frames(10)
+        await asyncio.sleep(0.37 * index)
+        t = time.monotonic()
+        response = await client.drive("camera")
+        if response.status_code != 200:
+            raise SystemExit(f"camera driving refused: {response.text}")
+        switch_s = time.monotonic() - t
+        await asyncio.sleep(0.5)  # the reference: the clip's first frame, held still
+        before, cpu0 = await client.status(), cpu_s(pid)
+        track.play()
+        t_play = time.monotonic()
+        await asyncio.sleep(seconds)
+        after, cpu1 = await client.status(), cpu_s(pid)
+        t_end = time.monotonic()
+        await client.drive("speech")
+        return CameraRun(
+            client.received, list(track.sent), t_play, t_end, switch_s, before, after, cpu1 - cpu0
+        )
+    finally:
+        await client.close()
+
+
+def camera_report(runs: list[CameraRun], clip_open: np.ndarray, sessions: int) -> None:
+    print(f"\n== webcam path: {sessions} camera-driven session(s) ==")
+    print(f"{'session':8s} {'server p50/p90 ms':>18s} {'client e2e ms':>14s} "
+          f"{'reenacted fps':>14s} {'dropped':>8s} {'arriving fps':>13s} "
+          f"{'render ms':>10s}")  # fmt: skip
+    total = 0
+    for i, run in enumerate(runs):
+        cam0, cam1 = run.before["camera"], run.after["camera"]
+        rendered = cam1["frames_rendered"] - cam0["frames_rendered"]
+        received = cam1["frames_received"] - cam0["frames_received"]
+        dropped = cam1["frames_dropped"] - cam0["frames_dropped"]
+        wall = run.t_end - run.t_play
+        vt = np.array(run.received.video_times)
+        window = (vt > run.t_play + 0.5) & (vt < run.t_end)
+        arriving = (window.sum() - 1) / (vt[window][-1] - vt[window][0]) if window.sum() > 1 else 0
+        kept = [(vt[j], f) for j, f in run.received.frames if run.t_play + 0.5 < vt[j] < run.t_end]
+        got = mouth_openings([(k, f) for k, (_, f) in enumerate(kept)])
+        got_t = np.array([t for t, _ in kept])
+        got_open = np.array([got[k] for k in range(len(kept))])
+        sent_t = np.array([s[0] for s in run.sent])
+        sent_open = clip_open[np.array([s[1] for s in run.sent])]
+        e2e, r = camera_lag(got_t, got_open, sent_t, sent_open)
+        lat = f"{cam1['latency_ms_p50']}/{cam1['latency_ms_p90']}"
+        total += rendered
+        print(f"{i:<8d} {lat:>18s} {f'{1000 * e2e:.0f} (r {r:.2f})':>14s} "
+              f"{rendered / wall:>14.1f} {f'{dropped}/{received}':>8s} {arriving:>13.2f} "
+              f"{cam1['render_ms']:>10.1f}")  # fmt: skip
+        print(f"         switch to camera answered in {run.switch_s:.1f} s (prepares the avatar "
+              f"the first time); server latency over the last {cam1['latency_samples']} frames")  # fmt: skip
+    # The sessions' windows overlap: their mean is the server's CPU over the common window.
+    cpu = 1000 * float(np.mean([run.cpu_s for run in runs])) / max(total, 1)
+    print(f"server CPU {cpu:.1f} ms per reenacted frame (all its threads: decode, track, "
+          f"render, encode); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          "target: server p50 <= 150 ms on loopback, 25 fps arriving")  # fmt: skip
+
+
+def camera_lag(
+    got_t: np.ndarray, got: np.ndarray, sent_t: np.ndarray, sent: np.ndarray
+) -> tuple[float, float]:
+    """The lag (s, 0..0.8) best aligning received mouth openings with the sent ones, and r."""
+    ok = np.isfinite(got)
+    if ok.sum() < 10 or len(sent_t) < 10:
+        return float("nan"), float("nan")
+    lags = np.arange(0.0, 0.8, 0.01)
+    scores = []
+    for lag in lags:
+        k = np.clip(np.searchsorted(sent_t, got_t[ok] - lag, side="right") - 1, 0, None)
+        scores.append(np.corrcoef(got[ok], sent[k])[0, 1])
+    best = int(np.nanargmax(scores))
+    return float(lags[best]), float(scores[best])
+
+
+def camera_main(args: argparse.Namespace) -> None:
+    from avatarlab.media import iter_frames
+
+    clip = [f for f, _ in iter_frames(args.camera_clip)]
+    openings = mouth_openings(list(enumerate(clip)))
+    clip_open = np.array([openings[i] for i in range(len(clip))])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.monotonic()
+    proc = start_server(args.avatar, port, args.sessions, args.server_log)
+    print(f"server ready in {time.monotonic() - t0:.1f} s on {url} (pid {proc.pid}, log "
+          f"{args.server_log}), {os.cpu_count()} CPU cores; camera clip {args.camera_clip.name} "
+          f"({len(clip)} frames, {clip[0].shape[1]}x{clip[0].shape[0]}, looped at 25 fps)")  # fmt: skip
+
+    async def run_all() -> list[CameraRun]:
+        return list(
+            await asyncio.gather(
+                *(
+                    camera_session(url, proc.pid, clip, args.seconds, i)
+                    for i in range(args.sessions)
+                )
+            )
+        )
+
+    try:
+        runs = asyncio.run(run_all())
+    finally:
+        stop_server(proc)
+    camera_report(runs, clip_open, args.sessions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=2, help="concurrent sessions")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the talk phase")
     parser.add_argument("--minutes", type=float, default=0.75, help="memory soak length")
     parser.add_argument("--avatar", type=Path, default=DEFAULT_AVATAR, help="portrait or video")
+    parser.add_argument(
+        "--camera", action="store_true", help="measure the webcam path (camera driving) instead"
+    )
+    parser.add_argument(
+        "--camera-clip", type=Path, default=CAMERA_CLIP, help="video sent as the camera"
+    )
+    parser.add_argument(
+        "--server-log",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bench-serve.log",
+        help="file for the server's log",
+    )
     args = parser.parse_args()
     if not args.avatar.is_file():
         raise SystemExit(f"{args.avatar} not found: pass --avatar PORTRAIT")
+    if args.camera:
+        if not args.camera_clip.is_file():
+            raise SystemExit(f"{args.camera_clip} not found: pass --camera-clip VIDEO")
+        camera_main(args)
+        return
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
-    proc = start_server(args.avatar, port, args.sessions)
-    print(f"server ready in {time.monotonic() - t0:.1f} s on {url} (pid {proc.pid}), "
+    proc = start_server(args.avatar, port, args.sessions, args.server_log)
+    print(f"server ready in {time.monotonic() - t0:.1f} s on {url} (pid {proc.pid}, log "
+          f"{args.server_log}), "
           f"{os.cpu_count()} CPU cores, {args.sessions} sessions")  # fmt: skip
     try:
         runs = asyncio.run(_talk_all(url, args.sessions, args.seconds))

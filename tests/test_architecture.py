@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "registry": 1,
     "_util": 1,
-    "_outdir": 1,
+    "_outdir": 2,
     "_pool": 1,
     "_torch": 1,
     "assets": 1,

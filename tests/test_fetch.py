@@ -14,7 +14,7 @@ import torch
 from avatarlab import weights
 from avatarlab.engines._fill import filled_state_dict
 from avatarlab.errors import CheckpointError, MissingWeightsError, OptionError
-from avatarlab.tasks.enhance import FetchOptions, fetch
+from avatarlab.tasks.models import FetchOptions, fetch
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
@@ -81,7 +81,8 @@ def server(payload) -> Iterator[str]:
 def _register(name: str, filename: str, url: str, data: bytes) -> None:
     digest = hashlib.sha256(data).hexdigest()
     ckpt = weights.Checkpoint(name, filename, "test checkpoint", url, sha256=digest)
-    weights._REGISTRY[name] = ckpt  # a test entry; replaced freely between tests
+    weights.unregister(name)  # a test entry; replaced freely between tests
+    weights.register(ckpt)
 
 
 def test_good_file_lands_and_verifies(server, payload, tmp_path):
@@ -147,8 +148,8 @@ def test_official_restoration_sources_are_direct_links():
 @pytest.fixture(autouse=True)
 def _forget_test_entries() -> Iterator[None]:
     yield
-    for name in [n for n in weights._REGISTRY if n.startswith("test_")]:
-        del weights._REGISTRY[name]
+    for name in [n for n in weights.CHECKPOINTS.names() if n.startswith("test_")]:
+        weights.unregister(name)
 
 
 def test_fetch_writes_into_the_cache_by_default(server, payload, tmp_path, monkeypatch):

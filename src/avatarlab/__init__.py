@@ -27,6 +27,7 @@ from avatarlab.errors import (
 if TYPE_CHECKING:
     from avatarlab.engines import get_engine, list_engines
     from avatarlab.serve import ServeOptions
+    from avatarlab.tasks.enhance import EnhanceOptions, enhance
     from avatarlab.tasks.evaluate import EvalOptions, evaluate
     from avatarlab.tasks.faces import CropOptions, crop_faces
     from avatarlab.tasks.pose import PoseAlignOptions, PoseOptions, pose, pose_align
@@ -64,6 +65,8 @@ _LAZY = {
     "PrepareRun": "avatarlab.tasks",
     "CropOptions": "avatarlab.tasks",
     "pose": "avatarlab.tasks",
+    "enhance": "avatarlab.tasks",
+    "EnhanceOptions": "avatarlab.tasks",
     "reenact": "avatarlab.tasks",
     "ReenactOptions": "avatarlab.tasks",
     "pose_align": "avatarlab.tasks",
@@ -89,6 +92,7 @@ __all__ = [
     "CheckpointError",
     "CropOptions",
     "DubOptions",
+    "EnhanceOptions",
     "EvalOptions",
     "MediaError",
     "MissingWeightsError",
@@ -107,6 +111,7 @@ __all__ = [
     "__version__",
     "crop_faces",
     "dub",
+    "enhance",
     "evaluate",
     "get_engine",
     "list_engines",

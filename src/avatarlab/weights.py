@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avatarlab.errors import CheckpointError, MissingWeightsError
+from avatarlab.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -42,62 +43,64 @@ class Checkpoint:
     sha256: str | None = None
     architecture: str | None = None
     """Name of the state-dict layout (:func:`register_architecture`) the file holds."""
+    license: str = ""
+    """The weights' licence as published, with non-commercial terms stated."""
 
 
 Schema = Mapping[str, tuple[int, ...]]
 """State-dict key -> tensor shape."""
 
-_REGISTRY: dict[str, Checkpoint] = {}
+CHECKPOINTS: Registry[Checkpoint] = Registry(
+    "checkpoint", entry_points="avatarlab.checkpoints", error=MissingWeightsError
+)
+"""Checkpoint name -> :class:`Checkpoint` (another package adds its own through the
+``avatarlab.checkpoints`` entry-point group, each entry a :class:`Checkpoint`)."""
+
 _ARCHITECTURES: dict[str, Callable[[], Schema]] = {}
 
-# Modules that register checkpoints when imported; imported on the first registry lookup so
-# that listing and resolving work without importing every engine first. They must not
-# import torch at module level.
-_PROVIDERS: tuple[str, ...] = (
-    "avatarlab.engines.wav2lip",
-    "avatarlab.engines.gfpgan",
-    "avatarlab.engines.codeformer",
-    "avatarlab.engines.liveportrait",
-    "avatarlab.metrics.syncnet",
-    "avatarlab.metrics.fid",
-    "avatarlab.metrics.identity",
-)
-_discovered = False
+_PROVIDERS: list[str] = []
+"""Modules that register checkpoints when imported, added by the layers that own them
+(:func:`add_provider`); imported on the first lookup that misses, so listing and resolving
+work without importing every engine and metric first."""
+
+
+def add_provider(module: str) -> None:
+    """Say that importing ``module`` registers checkpoints (it must not import torch)."""
+    if module not in _PROVIDERS:
+        _PROVIDERS.append(module)
 
 
 def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    for module in _PROVIDERS:
+    for module in list(_PROVIDERS):
         importlib.import_module(module)
 
 
 def register(ckpt: Checkpoint) -> Checkpoint:
     """Add a checkpoint to the registry (idempotent for an identical entry)."""
-    known = _REGISTRY.get(ckpt.name)
-    if known is not None and known != ckpt:
-        raise ValueError(f"checkpoint {ckpt.name!r} registered twice with different details")
-    _REGISTRY[ckpt.name] = ckpt
-    return ckpt
+    try:
+        return CHECKPOINTS.register(ckpt.name, ckpt)
+    except ValueError:
+        raise ValueError(
+            f"checkpoint {ckpt.name!r} registered twice with different details"
+        ) from None
+
+
+def unregister(name: str) -> None:
+    """Remove checkpoint ``name`` (tests that register their own entries clean up with this)."""
+    CHECKPOINTS.unregister(name)
 
 
 def known_checkpoints() -> list[Checkpoint]:
     """All registered checkpoints, sorted by name."""
     _discover()
-    return sorted(_REGISTRY.values(), key=lambda c: c.name)
+    return [CHECKPOINTS.get(name) for name in CHECKPOINTS.names()]
 
 
 def get_checkpoint(name: str) -> Checkpoint:
-    """Look up a registered checkpoint by name."""
-    if name not in _REGISTRY:
+    """Look up a registered checkpoint by name (unknown: :class:`MissingWeightsError`)."""
+    if name not in CHECKPOINTS:
         _discover()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        names = ", ".join(sorted(_REGISTRY)) or "none"
-        raise MissingWeightsError(f"unknown checkpoint {name!r}; known: {names}") from None
+    return CHECKPOINTS.get(name)
 
 
 def cache_dir() -> Path:
@@ -258,6 +261,8 @@ def _unwrap(obj: Any, file: Path) -> dict[str, torch.Tensor]:
             if isinstance(inner, Mapping) and inner and all(_is_tensor(v) for v in inner.values()):
                 obj = inner
                 break
+        else:
+            obj = _flatten_nested(obj)
     if not isinstance(obj, Mapping) or not obj or not all(_is_tensor(v) for v in obj.values()):
         top = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(
@@ -265,6 +270,22 @@ def _unwrap(obj: Any, file: Path) -> dict[str, torch.Tensor]:
             f"dict or a container with one under {' / '.join(_CONTAINER_KEYS)}"
         )
     return {_strip_wrappers(str(k)): v for k, v in obj.items()}
+
+
+def _flatten_nested(obj: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """A mapping of state dicts (LivePortrait's ``stitching_retargeting_module.pth``:
+    ``{"retarget_eye": {...}, ...}``) as one state dict keyed ``outer.inner``; other
+    mappings unchanged."""
+    parts = list(obj.values())
+    if not parts or not all(
+        isinstance(p, Mapping) and p and all(_is_tensor(v) for v in p.values()) for p in parts
+    ):
+        return obj
+    return {
+        f"{outer}.{_strip_wrappers(str(inner))}": value
+        for outer, part in obj.items()
+        for inner, value in part.items()
+    }
 
 
 @dataclass(frozen=True)

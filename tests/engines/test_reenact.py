@@ -163,6 +163,86 @@ def driving_frames(data_dir: Path) -> list[np.ndarray]:
     return [f for f, _ in itertools.islice(iter_frames(clip), 0, 40, 2)]
 
 
+def _layout_and_target(frames: list[np.ndarray], k: int):
+    """The layout of ``frames[0]`` and the self-reenactment target of ``frames[k]``."""
+    from avatarlab.engines.reenact import render
+    from avatarlab.face import face_mesh
+
+    g = FaceGeometry.from_mesh(face_mesh(frames[0]))
+    layout = render.SourceLayout.build(g.mesh, g.canon, g.frame, 256)
+    target = face_mesh(frames[k]).astype(np.float64)
+    return layout, target
+
+
+def test_compiled_rasteriser_matches_the_warp_engines_on_a_real_frame(driving_frames) -> None:
+    """The numba kernel gives the NumPy rasteriser's map (warp.field) to float32 precision."""
+    from avatarlab.engines.reenact import render
+    from avatarlab.engines.warp import field as fld
+
+    layout, target = _layout_and_target(driving_frames, 10)
+    src = layout.vertices
+    affine = render.similarity_2d(src[render.RIGID_POINTS], target[render.RIGID_POINTS, :2])
+    ring = src[render.RING_START : render.OPENING_START] @ affine[:, :2].T + affine[:, 2]
+    dst = np.vstack([target[:, :2], ring, target[list(render.tp.EYE_OPENING), :2]])
+    mouth, surface, band = render.reenact_triangles()
+    tris = np.vstack([mouth, layout.eyes, surface, band])
+    region = fld.Region.around(dst[render.RING_START :], driving_frames[0].shape)
+    expected = fld.backward_map(src, dst, tris, region, 1.0)
+    got = np.full_like(expected, np.nan)
+    render.rasterise(got, src, dst, tris, render.Grid.over(region, 1.0))
+    inside = np.isfinite(got[..., 0])
+    assert inside.mean() > 0.5
+    assert np.abs(got[inside] - expected[inside]).max() < 1e-2
+
+
+def test_head_map_is_the_faded_similarity(driving_frames) -> None:
+    """Inside the ring's ellipse the map is the inverse similarity; past HEAD_REACH, identity."""
+    from avatarlab.engines.reenact import render
+    from avatarlab.engines.warp import field as fld
+
+    layout, _ = _layout_and_target(driving_frames, 0)
+    affine = np.array([[0.99, -0.05, 6.0], [0.05, 0.99, -4.0]])
+    grid = render.Grid.over(fld.Region(0, 0, 1200, 1200), 6.0)
+    got = render.head_map(layout, affine, grid)
+    px, py = grid.pixels()
+    x, y = np.meshgrid(px, py)
+    inv = np.linalg.inv(np.vstack([affine, [0, 0, 1]]))[:2]
+    q = np.stack(
+        [inv[0, 0] * x + inv[0, 1] * y + inv[0, 2], inv[1, 0] * x + inv[1, 1] * y + inv[1, 2]], -1
+    )
+    r = np.hypot(
+        (q[..., 0] - layout.centre[0]) / layout.axes[0],
+        (q[..., 1] - layout.centre[1]) / layout.axes[1],
+    )
+    t = np.clip((r - 1.0) / (render.HEAD_REACH - 1.0), 0.0, 1.0)
+    w = (1.0 - t * t * (3.0 - 2.0 * t))[..., None]
+    expected = np.stack([x, y], -1) + w * (q - np.stack([x, y], -1))
+    assert np.abs(got - expected).max() < 1e-3
+    assert (r < 1).any() and (r > render.HEAD_REACH).any()
+
+
+def test_closing_lid_covers_the_eye_instead_of_squashing_it(driving_frames) -> None:
+    """A lid brought down to its lower partner: the eye opening keeps its source shape
+    (drawn behind the lid) and the closed lid shows skin where the iris and lashes were."""
+    from avatarlab.engines.reenact import render
+    from avatarlab.engines.warp import topology as tp
+
+    frame = driving_frames[0]
+    layout, target = _layout_and_target(driving_frames, 0)
+    target = target[:, :2].copy()
+    up, low = list(tp.RIGHT_LID_UPPER), list(tp.RIGHT_LID_LOWER)
+    target[up] = target[low] + 0.1 * (target[up] - target[low])
+    opening, closure = render.lid_closure(layout, target)
+    assert closure[:7].min() > 0.8 and closure[7:].max() < 0.2
+    assert np.abs(opening[:7] - layout.vertices[up]).max() < 0.5  # the eye keeps its opening
+    out = render.warp_face(frame, layout, target, np.zeros(len(target)))
+    # where the eye was open, the closed lid shows skin: brighter than the iris and lashes
+    centre = np.round(
+        layout.vertices[list(tp.RIGHT_LID_UPPER)][3] * 0.5 + layout.vertices[low][3] * 0.5
+    ).astype(int)
+    assert out[centre[1], centre[0]].mean() > frame[centre[1], centre[0]].mean() + 20
+
+
 def test_frame_zero_reproduces_the_source_and_motion_follows(driving_frames) -> None:
     from avatarlab.engines.reenact.engine import ReenactEngine
     from avatarlab.face import face_mesh

@@ -142,3 +142,111 @@ def test_page_plays_a_speaking_avatar(
     )
     assert after["video"]["framesDecoded"] > 60
     assert (artifacts_dir / "serve_browser.png").stat().st_size > 10_000
+
+
+def _write_y4m(clip: Path, out: Path) -> int:
+    """``clip`` as a raw Y4M file (4:2:0), what Chromium's fake camera reads; returns frames."""
+    import cv2
+
+    from avatarlab.media import iter_frames
+
+    count = 0
+    with out.open("wb") as f:
+        for frame, _ in iter_frames(clip):
+            h, w = frame.shape[:2]
+            if count == 0:
+                f.write(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n".encode())
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+            count += 1
+    return count
+
+
+@pytest.mark.slow
+def test_page_drives_the_avatar_with_a_fake_camera(
+    warp_server: str, artifacts_dir: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """Chromium's fake camera plays ``expressions_silent.mp4``; "Drive with my camera"
+    makes the page's video follow it (frames that differ over time), then stops."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    executable = _chromium()
+    y4m = tmp_path / "camera.y4m"
+    assert _write_y4m(data_dir / "video" / "expressions_silent.mp4", y4m) == 78
+    flags = [
+        *FLAGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+    ]
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, args=flags, headless=True
+        )
+        try:
+            page = context.new_page()
+            failed: list[str] = []
+            page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+            page.goto(f"{warp_server}/")
+            page.wait_for_function("!document.getElementById('camera-controls').hidden")
+            page.wait_for_function("document.getElementById('avatar-select').options.length > 0")
+            page.click("#start")
+            page.wait_for_function(
+                "document.getElementById('avatar').videoWidth > 0", timeout=20_000
+            )
+            page.wait_for_function("!document.getElementById('camera').disabled")
+            page.click("#camera")
+            # The first switch analyses the portrait for the reenact engine (seconds).
+            page.wait_for_function(
+                "window.avatarApp.events.some((e) => e.type === 'status' && e.drive === 'camera'"
+                " && e.camera.state === 'live')",
+                timeout=90_000,
+            )
+            page.evaluate(COUNT_FRAMES)
+            started = time.monotonic()
+            shots = []
+            while time.monotonic() - started < 4.0 and len(shots) < 40:
+                shots.append(page.evaluate(SNAPSHOT))
+                time.sleep(0.15)
+            elapsed = time.monotonic() - started
+            frames = page.evaluate("window.__frames")
+            page.screenshot(path=str(artifacts_dir / "serve_camera.png"))
+            status = page.evaluate(
+                "window.avatarApp.events.filter((e) => e.type === 'status' && e.drive === 'camera')"
+                ".pop()"
+            )
+            label = page.text_content("#camera")
+            page.click("#camera")
+            page.wait_for_function(
+                "window.avatarApp.events.some((e) => e.type === 'drive' && e.mode === 'speech')",
+                timeout=10_000,
+            )
+            back = page.text_content("#camera")
+            say_enabled = page.evaluate("!document.getElementById('say').disabled")
+        finally:
+            context.close()
+    assert not failed, failed
+    assert label == "Stop camera" and back == "Drive with my camera" and say_enabled
+    openings = [_opening(s) for s in shots]
+    images = [_image(s).astype(np.int16) for s in shots]
+    changes = [float(np.abs(b - a).mean()) for a, b in zip(images, images[1:], strict=False)]
+    fps = (frames[-1] - frames[0]) / elapsed if len(frames) > 1 else 0.0
+    camera = status["camera"]
+    print(
+        f"\nbrowser camera driving: {len(shots)} snapshots, mouth opening "
+        f"{min(openings):.3f}..{max(openings):.3f}, video element {fps:.1f} fps presented; "
+        f"server: latency p50 {camera['latency_ms_p50']} ms, p90 {camera['latency_ms_p90']} ms, "
+        f"render {camera['render_ms']} ms, {camera['frames_rendered']} frames rendered, "
+        f"{camera['frames_dropped']} of {camera['frames_received']} camera frames dropped"
+    )
+    # The page's video follows the camera: the frames change over time and the mouth
+    # opens and closes with the clip's.
+    assert sum(c > 0.5 for c in changes) >= len(changes) // 3, changes
+    assert max(openings) - min(openings) > 0.03, openings
+    assert camera["frames_rendered"] > 10 and camera["latency_ms_p50"] is not None
+    assert (artifacts_dir / "serve_camera.png").stat().st_size > 10_000
+
+
+def _image(data_url: str) -> np.ndarray:
+    from PIL import Image
+
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))

@@ -22,6 +22,7 @@ from avatarlab.errors import AvatarLabError
 from avatarlab.cli import faces  # noqa: F401
 from avatarlab.cli import speak  # noqa: F401
 from avatarlab.cli import reenact  # noqa: F401
+from avatarlab.cli import enhance  # noqa: F401
 from avatarlab.cli import catalog  # noqa: F401
 from avatarlab.cli import data  # noqa: F401
 from avatarlab.cli import serve  # noqa: F401

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from avatarlab.cli._app import app, print_json
+from avatarlab.cli._app import app, console, print_json
+from avatarlab.cli._options import build, flags_of, with_options
+from avatarlab.tasks.models import FetchOptions
 
 _AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 models_app = typer.Typer(
-    help="Checkpoints avatarlab can use: list them, identify or check a file.",
+    help="Checkpoints avatarlab can use: list them, identify or check a file, fetch them.",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
@@ -24,6 +27,7 @@ def models_list(as_json: bool = _AS_JSON) -> None:
     from rich.table import Table
 
     from avatarlab import weights
+    from avatarlab.tasks.models import list_checkpoints
 
     rows = [
         {
@@ -31,22 +35,26 @@ def models_list(as_json: bool = _AS_JSON) -> None:
             "file": ck.filename,
             "size": ck.size,
             "sha256": ck.sha256,
+            "license": ck.license,
             "source": ck.source,
             "cached": weights.find_cached(ck.name) is not None,
         }
-        for ck in weights.known_checkpoints()
+        for ck in list_checkpoints()
     ]
     if as_json:
         print_json({"cache": str(weights.cache_dir()), "checkpoints": rows})
         return
     table = Table(title=f"checkpoints (cache: {weights.cache_dir()})")
-    for column in ("name", "file", "size", "sha256", "source", "cached"):
+    for column in ("name", "file", "size", "sha256", "license", "source", "cached"):
         table.add_column(column, overflow="fold")
     for r in rows:
         size = "?" if r["size"] is None else f"{r['size']:,}"
         sha = "?" if r["sha256"] is None else str(r["sha256"])[:12]
         cached = "yes" if r["cached"] else "no"
-        table.add_row(str(r["name"]), str(r["file"]), size, sha, str(r["source"]), cached)
+        table.add_row(
+            str(r["name"]), str(r["file"]), size, sha, str(r["license"] or "-"),
+            str(r["source"]), cached,
+        )  # fmt: skip
     Console(width=200).print(table)
 
 
@@ -59,9 +67,9 @@ def models_verify(
     ),
 ) -> None:
     """Identify which registered checkpoint PATH is (checksum, size or layout), or check it."""
-    from avatarlab import weights
+    from avatarlab.tasks.models import verify_checkpoint
 
-    report = weights.check_file(path, name, trusted=trusted)
+    report = verify_checkpoint(path, name, trusted=trusted)
     print(f"{report.path}: {report.size:,} bytes, sha256 {report.sha256}")
     if report.matches:
         print(f"matches: {', '.join(report.matches)} (by {report.method})")
@@ -70,6 +78,20 @@ def models_verify(
     print("OK" if report.ok else "MISMATCH")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@models_app.command("fetch")
+@with_options((None, lambda: flags_of(FetchOptions)))
+def models_fetch(
+    names: list[str] = typer.Argument(..., help="Registered checkpoint names (models list)."),
+    *,
+    values: dict[str, Any],
+) -> None:
+    """Download checkpoints from their official sources (resumable, checksum-checked)."""
+    from avatarlab.tasks.models import fetch
+
+    for path in fetch(names, build(FetchOptions, values)):
+        console.print(f"{path}", highlight=False)
 
 
 datasets_app = typer.Typer(

@@ -31,6 +31,7 @@ from avatarlab.engines.base import (
     resolve_engine_options,
     unregister_engine,
 )
+from avatarlab.weights import add_provider
 
 if TYPE_CHECKING:
     from avatarlab.engines.warp.options import WarpOptions
@@ -56,6 +57,10 @@ lazy_engine(
     "avatarlab.engines.liveportrait.options:LivePortraitOptions",
     drives="motion",
 )
+
+# Importing these packages registers their official checkpoints (no torch at import).
+for _package in ("wav2lip", "gfpgan", "codeformer", "liveportrait"):
+    add_provider(f"avatarlab.engines.{_package}")
 
 _LAZY = {
     "WarpOptions": "avatarlab.engines.warp.options",

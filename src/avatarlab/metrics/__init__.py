@@ -11,3 +11,9 @@
   ``summary``, ``results`` (result types), ``report`` (tables, JSON, HTML) and
   ``evaluate`` (the entry point).
 """
+
+from avatarlab.weights import add_provider
+
+# Importing these registers the checkpoints the metrics use (no torch at import).
+for _module in ("syncnet", "fid", "identity"):
+    add_provider(f"avatarlab.metrics.{_module}")

@@ -74,6 +74,7 @@ FID_INCEPTION = register(
             "pt_inception-2015-12-05-6726825d.pth"
         ),
         architecture="fid_inception_v3",
+        license="Apache-2.0 (pytorch-fid; weights ported from TensorFlow's Inception-v3)",
     )
 )
 

@@ -72,6 +72,7 @@ ARCFACE_R50 = register(
         filename="w600k_r50.onnx",
         description="ArcFace ResNet-50 (WebFace600K) of insightface's buffalo_l pack, CSIM metric",
         source="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
+        license="InsightFace models: non-commercial research use only",
     )
 )
 ARCFACE_R100 = register(
@@ -80,6 +81,7 @@ ARCFACE_R100 = register(
         filename="glintr100.onnx",
         description="ArcFace ResNet-100 (Glint360K) of insightface's antelopev2 pack, CSIM metric",
         source="https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip",
+        license="InsightFace models: non-commercial research use only",
     )
 )
 _ARCFACE = {"r50": ARCFACE_R50, "r100": ARCFACE_R100}

@@ -88,6 +88,7 @@ SYNCNET_V2 = register(
         description="SyncNet lip-sync expert of joonson/syncnet_python (LSE-D/LSE-C metrics)",
         source="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
         architecture=SYNCNET_LAYOUT,
+        license="MIT (syncnet_python)",
     )
 )
 

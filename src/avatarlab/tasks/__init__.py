@@ -12,6 +12,7 @@ task runs, so importing this package stays light.
 from __future__ import annotations
 
 from avatarlab.tasks.demo import DemoOutputs, run_demo
+from avatarlab.tasks.enhance import EnhanceOptions, EnhanceResult, enhance
 from avatarlab.tasks.evaluate import EvalOptions, evaluate, nothing_scored
 from avatarlab.tasks.faces import (
     CropOptions,
@@ -22,6 +23,7 @@ from avatarlab.tasks.faces import (
     crop_faces,
     summarize_media,
 )
+from avatarlab.tasks.models import FetchOptions, fetch, list_checkpoints, verify_checkpoint
 from avatarlab.tasks.pose import (
     AlignResult,
     PoseAlignOptions,
@@ -35,6 +37,13 @@ from avatarlab.tasks.reenact import ReenactOptions, ReenactResult, reenact
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions, dub, speak
 
 __all__ = [
+    "EnhanceOptions",
+    "EnhanceResult",
+    "FetchOptions",
+    "enhance",
+    "fetch",
+    "list_checkpoints",
+    "verify_checkpoint",
     "ReenactOptions",
     "ReenactResult",
     "reenact",

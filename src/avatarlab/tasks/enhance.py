@@ -1,5 +1,4 @@
-"""``avatarlab enhance``: restore faces in images and videos with GFPGAN or CodeFormer; and
-``avatarlab models fetch``: download published checkpoints.
+"""``avatarlab enhance``: restore faces in images and videos with GFPGAN or CodeFormer.
 
 Faces come from our own pipeline (MediaPipe detection and mesh for images, the face tracker
 for videos); the network runs only on the FFHQ-aligned 512 crop and the result is pasted
@@ -245,33 +244,3 @@ def _chunks(items: Iterator[Any], n: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-# --- models fetch -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """Where ``models fetch`` puts downloaded checkpoints.
-
-    Attributes:
-        to: folder for the files; default: the weights cache ($AVATARLAB_WEIGHTS or
-            ~/.cache/avatarlab), where every command looks for them.
-        progress: show a progress bar while downloading (on a terminal).
-    """
-
-    to: str | None = None
-    progress: bool = True
-
-
-def fetch(names: Sequence[str], options: FetchOptions | None = None) -> list[Path]:
-    """Download registered checkpoints by name from their official sources (resumable,
-    sha256-checked where one is registered); returns the files in ``names`` order."""
-    from avatarlab import weights
-
-    options = options or FetchOptions()
-    if not names:
-        raise OptionError("name at least one checkpoint; `avatarlab models list` shows them")
-    for name in names:
-        weights.get_checkpoint(name)  # unknown names fail before any download
-    return [weights.fetch(name, options.to, options.progress) for name in names]

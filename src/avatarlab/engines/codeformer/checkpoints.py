@@ -39,6 +39,7 @@ CODEFORMER = register(
         "CodeFormer face restoration (S-Lab License 1.0: NON-COMMERCIAL use only)",
         "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
         architecture=LAYOUT,
+        license="S-Lab License 1.0: non-commercial use only",
     )
 )
 

@@ -41,18 +41,20 @@ GFPGAN_V13 = register(
     Checkpoint(
         "gfpgan_v1.3",
         "GFPGANv1.3.pth",
-        f"GFPGAN v1.3 face restoration ({LICENCE})",
+        "GFPGAN v1.3 face restoration",
         f"{GFPGAN_RELEASES}/v1.3.0/GFPGANv1.3.pth",
         architecture=LAYOUT,
+        license=LICENCE,
     )
 )
 GFPGAN_V14 = register(
     Checkpoint(
         "gfpgan_v1.4",
         "GFPGANv1.4.pth",
-        f"GFPGAN v1.4 face restoration ({LICENCE})",
+        "GFPGAN v1.4 face restoration",
         f"{GFPGAN_RELEASES}/v1.3.4/GFPGANv1.4.pth",
         architecture=LAYOUT,
+        license=LICENCE,
     )
 )
 VERSIONS = {"1.3": GFPGAN_V13.name, "1.4": GFPGAN_V14.name}

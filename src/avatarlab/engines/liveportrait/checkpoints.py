@@ -87,9 +87,10 @@ for _part in BASE_PARTS:
         Checkpoint(
             f"liveportrait_{_part}",
             f"{_part}.pth",
-            f"{_DESCRIPTIONS[_part]} ({LICENCE})",
+            _DESCRIPTIONS[_part],
             f"{HF_FILES}/base_models/{_part}.pth",
             architecture=f"liveportrait.{_part}",
+            license=LICENCE,
         )
     )
 register_architecture("liveportrait.stitching_retargeting_module", _stitching_schema)
@@ -97,9 +98,10 @@ CHECKPOINTS["stitching_retargeting_module"] = register(
     Checkpoint(
         "liveportrait_stitching_retargeting",
         "stitching_retargeting_module.pth",
-        f"LivePortrait stitching and eye/lip retargeting MLPs ({LICENCE})",
+        "LivePortrait stitching and eye/lip retargeting MLPs",
         f"{HF_FILES}/retargeting_models/stitching_retargeting_module.pth",
         architecture="liveportrait.stitching_retargeting_module",
+        license=LICENCE,
     )
 )
 

@@ -45,6 +45,7 @@ WAV2LIP = register(
         "Wav2Lip generator (accurate lip-sync)",
         WAV2LIP_SOURCE,
         architecture=GENERATOR_LAYOUT,
+        license="non-commercial: personal and research use only (Wav2Lip README)",
     )
 )
 WAV2LIP_GAN = register(
@@ -54,6 +55,7 @@ WAV2LIP_GAN = register(
         "Wav2Lip + GAN generator (sharper, slightly weaker lip-sync)",
         WAV2LIP_SOURCE,
         architecture=GENERATOR_LAYOUT,
+        license="non-commercial: personal and research use only (Wav2Lip README)",
     )
 )
 LIPSYNC_EXPERT = register(
@@ -63,6 +65,7 @@ LIPSYNC_EXPERT = register(
         "Wav2Lip lip-sync expert discriminator (SyncNet_color)",
         WAV2LIP_SOURCE,
         architecture=EXPERT_LAYOUT,
+        license="non-commercial: personal and research use only (Wav2Lip README)",
     )
 )
 

@@ -3,7 +3,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, pc: null, ws: null, token: null, events: [] };
+const state = {
+  session: null, pc: null, ws: null, token: null, events: [],
+  cameraAvailable: false, videoTx: null, camera: null, drive: "speech",
+};
 window.avatarApp = state; // for tests and debugging
 
 function readToken() {
@@ -77,6 +80,8 @@ function openEvents(id) {
     else if (ev.type === "speech_end") setStatus("listening");
     else if (ev.type === "peer") setStatus(`media ${ev.state}`);
     else if (ev.type === "error") log(ev.message, true);
+    else if (ev.type === "drive") onDrive(ev);
+    else if (ev.type === "status" && ev.camera) showCamera(ev);
     else if (ev.type === "closed") { log(`session ended: ${ev.reason}`); teardown(); }
   };
   ws.onclose = () => { if (state.ws === ws) state.ws = null; };
@@ -91,7 +96,11 @@ async function start() {
     openEvents(session.id);
     const pc = new RTCPeerConnection({ iceServers: [] });
     state.pc = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
+    // With camera driving the video goes both ways: the camera is attached later with
+    // replaceTrack, so switching needs no new offer.
+    state.videoTx = pc.addTransceiver("video", {
+      direction: state.cameraAvailable ? "sendrecv" : "recvonly",
+    });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
     pc.ontrack = (ev) => {
@@ -108,6 +117,7 @@ async function start() {
     });
     await pc.setRemoteDescription(answer);
     for (const id of ["end", "say", "stop", "audio-file"]) $(id).disabled = false;
+    $("camera").disabled = !state.cameraAvailable;
     $("hint").textContent = "Type something and press Say.";
     log(`session ${session.id.slice(0, 8)} on ${session.avatar} (${session.width}x${session.height})`);
   } catch (e) {
@@ -117,10 +127,13 @@ async function start() {
 }
 
 function teardown() {
+  stopCamera();
+  setDrive("speech");
   if (state.pc) state.pc.close();
   if (state.ws) state.ws.close();
   state.pc = null; state.ws = null; state.session = null;
-  for (const id of ["end", "say", "stop", "audio-file"]) $(id).disabled = true;
+  for (const id of ["end", "say", "stop", "audio-file", "camera"]) $(id).disabled = true;
+  state.videoTx = null;
   $("start").disabled = false;
   setStatus("not connected");
 }
@@ -160,6 +173,81 @@ async function uploadAvatar(file) {
   } catch (e) { log(e.message, true); }
 }
 
+// -- camera driving: the camera's face moves the avatar (POST .../drive) --
+
+function stopCamera() {
+  if (state.camera) state.camera.getTracks().forEach((t) => t.stop());
+  state.camera = null;
+  if (state.videoTx && state.pc && state.pc.connectionState !== "closed") {
+    state.videoTx.sender.replaceTrack(null).catch(() => {});
+  }
+}
+
+function setDrive(mode) {
+  state.drive = mode;
+  const camera = mode === "camera";
+  $("camera").textContent = camera ? "Stop camera" : "Drive with my camera";
+  for (const id of ["say", "audio-file"]) $(id).disabled = camera || !state.session;
+  if (!camera) $("camera-status").textContent = "Your camera's face moves the avatar.";
+  if (state.session) {
+    $("hint").textContent = camera
+      ? "Your camera moves the avatar; press Stop camera to make it talk again."
+      : "Type something and press Say.";
+  }
+}
+
+function onDrive(ev) {
+  setDrive(ev.mode);
+  if (ev.mode === "speech") {
+    stopCamera();
+    if (ev.reason && ev.reason !== "switched to speech") log(`camera driving ended: ${ev.reason}`);
+  }
+}
+
+function showCamera(ev) {
+  if (ev.drive !== "camera") return;
+  const c = ev.camera;
+  const ms = (v) => (v === null ? "-" : `${Math.round(v)} ms`);
+  $("camera-status").textContent =
+    `camera ${c.state}: latency ${ms(c.latency_ms_p50)} (p90 ${ms(c.latency_ms_p90)}), ` +
+    `${c.frames_rendered} frames`;
+}
+
+async function toggleCamera() {
+  const button = $("camera");
+  button.disabled = true;
+  try {
+    if (state.drive === "camera") {
+      await api("POST", `/sessions/${state.session.id}/drive`, { mode: "speech" });
+      stopCamera();
+      setDrive("speech");
+      return;
+    }
+    state.camera = await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 25 } },
+    });
+    await state.videoTx.sender.replaceTrack(state.camera.getVideoTracks()[0]);
+    $("camera-status").textContent = "preparing the avatar for your camera ...";
+    const s = await api("POST", `/sessions/${state.session.id}/drive`, { mode: "camera" });
+    setDrive(s.drive);
+    log("the camera drives the avatar");
+  } catch (e) {
+    log(`camera: ${e.message}`, true);
+    stopCamera();
+    setDrive("speech");
+  } finally {
+    button.disabled = !state.session;
+  }
+}
+
+async function loadHealth() {
+  const health = await (await fetch("/health")).json();
+  state.cameraAvailable = Boolean(health.motion_engine) && Boolean(navigator.mediaDevices);
+  $("camera-controls").hidden = !state.cameraAvailable;
+}
+
+$("camera").onclick = toggleCamera;
 $("start").onclick = start;
 $("end").onclick = end;
 $("say").onclick = say;
@@ -167,5 +255,6 @@ $("stop").onclick = () => state.session && api("POST", `/sessions/${state.sessio
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) say(); });
 $("audio-file").onchange = (e) => { if (e.target.files[0]) sayAudio(e.target.files[0]); e.target.value = ""; };
 $("avatar-file").onchange = (e) => { if (e.target.files[0]) uploadAvatar(e.target.files[0]); e.target.value = ""; };
-window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); if (state.ws) state.ws.close(); });
+window.addEventListener("pagehide", () => { stopCamera(); if (state.pc) state.pc.close(); if (state.ws) state.ws.close(); });
+loadHealth().catch((e) => log(`cannot reach the server: ${e.message}`, true));
 loadAvatars().catch((e) => log(`cannot list avatars: ${e.message}`, true));
