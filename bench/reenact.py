@@ -80,8 +80,13 @@ def csim(frames: list[np.ndarray], source: np.ndarray, every: int = 5) -> float:
 
 
 def import_engine() -> None:
-    """Import the engine module (numba included: its kernels load from the disk cache)."""
+    """Import the engine and load its compiled kernels (numba's disk cache) once a process."""
     import avatarlab.engines.reenact.engine  # noqa: F401
+    from avatarlab.engines.reenact import _raster
+
+    grid, line = np.zeros((2, 2, 2), np.float32), np.zeros(2)
+    _raster.head_grid(grid, line, line, np.zeros((2, 3)), line, np.ones(2), 1.9)
+    _raster.triangles(grid, np.zeros((3, 2)), np.zeros((3, 2)), np.array([[0, 1, 2]]))
 
 
 def run(clip: Path, keep: Path | None) -> dict[str, float]:

@@ -380,9 +380,9 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_one(
     leftovers = [
         speaker / ".talk_a.partial.4242" / "00" / "3.jpg",  # a worker killed mid-clip
         speaker / ".talk_a.replaced.4242" / "00" / "3.jpg",  # killed while replacing
-        out / ".manifest.k1lled00.parquet",  # killed while writing the manifest
-        out / "filelists" / ".train.k1lled00.txt",
-        out / ".prepare-options.k1lled00.json",
+        out / ".manifest.part-4242-k1lled00.parquet",  # killed while writing the manifest
+        out / "filelists" / ".train.part-4242-k1lled00.txt",
+        out / ".prepare-options.part-4242-k1lled00.json",
     ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)

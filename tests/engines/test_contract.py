@@ -40,8 +40,25 @@ def _wav2lip_weights(folder: Path) -> dict[str, Any]:
     return {"checkpoint": str(path), "device": "cpu", "batch_size": 8}
 
 
-WEIGHTS: dict[str, Callable[[Path], dict[str, Any]]] = {"wav2lip": _wav2lip_weights}
+def _liveportrait_weights(folder: Path) -> dict[str, Any]:
+    from avatarlab.engines._fill import fill_state_dict
+    from avatarlab.engines.liveportrait.checkpoints import BASE_PARTS, save_official_layout
+    from avatarlab.engines.liveportrait.networks import build
+
+    base = {p: fill_state_dict(build(p), "B") for p in BASE_PARTS}
+    mlps = {n: fill_state_dict(build(n), "B") for n in ("stitching", "lip", "eye")}
+    return {"checkpoint": str(save_official_layout(folder, base, mlps)), "device": "cpu"}
+
+
+WEIGHTS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "wav2lip": _wav2lip_weights,
+    "liveportrait": _liveportrait_weights,
+}
 """Engine name -> options that make it runnable without downloads (weights made by the test)."""
+
+#: Engines whose test weights (a deterministic fill rule) draw no face: their frames are
+#: checked for shape and count, not for looking like the source.
+NO_FACE_WEIGHTS = {"liveportrait"}
 
 
 def _speech(seconds: float) -> np.ndarray:
@@ -92,13 +109,13 @@ def test_motion_engine_follows_a_face(name: str, portrait: np.ndarray, tmp_path:
     assert avatar.frame_size == (w, h)
     notes = avatar.describe()
     assert isinstance(notes, list) and all(isinstance(n, str) and n for n in notes)
-    frames = list(engine.render(avatar, MotionDriver(live=[portrait] * 3)))
-    assert len(frames) == 3
+    frames = list(engine.render(avatar, MotionDriver(live=[portrait] * 2)))
+    assert len(frames) == 2
     for frame in frames:
         assert frame.dtype == np.uint8 and frame.shape == (h, w, 3)
-    # Driven by the source itself, frame 0 reproduces the source.
-    diff = np.abs(frames[0].astype(np.int16) - portrait.astype(np.int16))
-    assert float(diff.mean()) < 2.0
+    if name not in NO_FACE_WEIGHTS:  # driven by the source itself, frame 0 is the source
+        diff = np.abs(frames[0].astype(np.int16) - portrait.astype(np.int16))
+        assert float(diff.mean()) < 2.0
     with pytest.raises(OptionError):
         list(engine.render(avatar, Driver(audio=_speech(0.2), sample_rate=SPEECH_RATE)))
 

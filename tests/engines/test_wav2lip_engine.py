@@ -147,7 +147,9 @@ def test_stream_and_driver_give_the_frames_of_render():
     avatar = Wav2LipAvatar(Path("portrait.png"), 25.0, np.array([[40, 30, 140, 150]]), frame)
     wav = _speech(1.0)
     whole_net, stream_net = EchoNet(), EchoNet()
-    whole = list(Wav2LipEngine(CPU, model=whole_net).render(avatar, Driver(audio=wav, sample_rate=RATE)))
+    whole = list(
+        Wav2LipEngine(CPU, model=whole_net).render(avatar, Driver(audio=wav, sample_rate=RATE))
+    )
     chunks = [wav[i : i + 1600] for i in range(0, len(wav), 1600)]  # 0.1 s chunks
     lists = list(Wav2LipEngine(CPU, model=stream_net).render_stream(avatar, chunks, RATE))
     assert len(lists) == len(chunks) + 1 and lists[0] == [] and len(lists[3]) > 0

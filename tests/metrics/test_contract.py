@@ -82,7 +82,8 @@ def _track(n: int, size: int, seed: int) -> FaceTrack:
 
 
 def _update(metric: Metric) -> None:
-    """One update as the scoring feeds it (per frame batch, or a clip of face crops)."""
+    """One update as the scoring feeds it: a frame batch; or a clip of face crops
+    (``requires.crops``), or of ``(N, 0, 0, 3)`` placeholders, with whole tracks."""
     n, size = (CLIP_FRAMES, CROP_SIZE) if metric.per_clip else (FRAMES, SIZE)
     t = np.arange(int(n / FPS * RATE)) / RATE
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
@@ -95,6 +96,8 @@ def _update(metric: Metric) -> None:
     )
     ref = _frames(n, size, 4)
     pred = np.clip(ref.astype(int) + 9, 0, 255).astype(np.uint8)
+    if metric.per_clip and not metric.requires.crops:
+        pred = ref = np.empty((n, 0, 0, 3), np.uint8)
     metric.update(pred, ref if metric.requires.reference else None, ctx)
 
 
@@ -119,8 +122,10 @@ def test_metric_declares_everything(name):
     assert isinstance(metric.requires, Requirements)
     assert metric.conventions.strip() and "\n" not in metric.conventions
     assert metric.per_clip is cls.per_clip and metric.mergeable is cls.mergeable
-    if metric.per_clip:  # per-clip metrics are fed the clip's face crops
-        assert metric.requires.audio or metric.requires.face_track
+    if metric.per_clip:  # per-clip metrics read the clip's crops, tracks or audio
+        assert metric.requires.crops or metric.requires.audio or metric.requires.face_track
+    else:  # frame batches carry whole frames, never crops
+        assert not metric.requires.crops
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -174,6 +179,14 @@ def test_registering_an_incomplete_metric_is_refused():
 
     with pytest.raises(TypeError, match="registered as '_other'.*state\\(\\) and merge_state"):
         register_metric("_other")(Misnamed)
+
+    class CropsPerBatch(Bare):
+        keys = {"x": HIGHER}
+        conventions = "x"
+        requires = Requirements(crops=True)
+
+    with pytest.raises(TypeError, match="crops=True needs per_clip"):
+        register_metric("_crops")(CropsPerBatch)
     with pytest.raises(TypeError, match="not a subclass"):
         register_metric("_plain")(type("Plain", (), {}))
-    assert "_bare" not in METRICS and "_other" not in METRICS and "_plain" not in METRICS
+    assert not {"_bare", "_other", "_crops", "_plain"} & set(METRICS.names())

@@ -201,6 +201,7 @@ def test_lse_runs_on_the_shared_crops_with_given_weights(pairs, no_weights, tmp_
     (clip,) = res.clips
     assert set(clip.values["lse"]) == {"lse_d", "lse_c", "av_offset"}
     assert -15 <= clip.values["lse"]["av_offset"] <= 15
+    assert clip.timings["crops"] > 0  # LSE declares requires.crops: the second pass ran
     assert np.isfinite(clip.series["sync_conf"][:45]).all()  # 50 frames -> 45 windows
     assert 'alt="sync offset histogram"' in res.files["report.html"].read_text()
     assert res.weights == {"syncnet_v2": str(weights)}
@@ -215,6 +216,66 @@ def test_metrics_needing_audio_are_skipped_per_clip_without_audio(data_dir, tmp_
     (skip,) = [s for s in res.skipped if s.metric == "beat_align"]
     assert "needs audio" in skip.reason and skip.clips == ("silent",)
     assert res.clips[0].audio_source == "none" and res.value("silent", "mae") == 0.0
+
+
+def test_face_crops_are_cut_only_for_metrics_that_require_them(pairs, tmp_path):
+    """Per-clip metrics get the 224x224 crops (a second decoding pass) only when they
+    declare ``requires.crops``; the others get (N, 0, 0, 3) placeholders and the tracks."""
+    seen: dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, int]] = {}
+
+    def per_clip_metric(name: str, crops: bool) -> type[Metric]:
+        class Shapes(Metric):
+            keys = {"mean": NEUTRAL}
+            requires = Requirements(reference=True, face_track=True, crops=crops)
+            per_clip = True
+            conventions = "mean pixel of the frames it is given"
+
+            def reset(self) -> None:
+                self.value = math.nan
+
+            def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
+                assert ref is not None and ctx.pred_track is not None
+                seen[self.name] = (pred.shape, ref.shape, len(ctx.pred_track))
+                self.value = float(pred.mean()) if pred.size else 0.0
+
+            def compute(self) -> dict[str, float]:
+                return {"mean": self.value}
+
+        Shapes.name = name
+        return register_metric(name)(Shapes)
+
+    per_clip_metric("_test_tracks_only", crops=False)
+    try:
+        res = evaluate(
+            pairs / "pred" / "a.mp4",
+            pairs / "ref" / "a.mp4",
+            metrics=["_test_tracks_only", "head_diversity"],
+            out_dir=tmp_path / "tracks",
+            jobs=1,
+            max_plots=0,
+        )
+        (clip,) = res.clips
+        assert "crops" not in clip.timings and not clip.errors
+        assert seen["_test_tracks_only"] == ((50, 0, 0, 3), (50, 0, 0, 3), 50)
+        assert clip.values["head_diversity"]["head_diversity"] > 0
+        per_clip_metric("_test_crops", crops=True)
+        res = evaluate(
+            pairs / "pred" / "a.mp4",
+            pairs / "ref" / "a.mp4",
+            metrics=["_test_tracks_only", "_test_crops"],
+            out_dir=tmp_path / "crops",
+            jobs=1,
+            max_plots=0,
+        )
+    finally:
+        for name in ("_test_tracks_only", "_test_crops"):
+            if name in base.METRICS:
+                base.METRICS.unregister(name)
+    (clip,) = res.clips
+    assert clip.timings["crops"] > 0 and not clip.errors
+    assert seen["_test_crops"] == ((50, 224, 224, 3), (50, 224, 224, 3), 50)
+    assert seen["_test_tracks_only"] == ((50, 0, 0, 3), (50, 0, 0, 3), 50)
+    assert 20 < clip.values["_test_crops"]["mean"] < 235
 
 
 def test_pooled_metrics_merge_states_across_clips(pairs, tmp_path):

@@ -717,20 +717,48 @@ def tile_moments(norm: np.ndarray, block: int, out: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def mscn_normalize(
+    img: np.ndarray, mu: np.ndarray, sq: np.ndarray, zero: float, out: np.ndarray
+) -> None:
+    """MSCN coefficients ``(img - mu) / (sqrt(|sq - mu^2|) + 1)`` from the local mean ``mu``
+    and mean of squares ``sq``; magnitudes below ``zero`` become 0. One pass, the same
+    IEEE operations in the same order as the NumPy expression (no fast-math): same bits."""
+    for i in range(img.shape[0]):
+        x = img[i]
+        m = mu[i]
+        q = sq[i]
+        o = out[i]
+        for j in range(img.shape[1]):
+            v = (x[j] - m[j]) / (math.sqrt(abs(q[j] - m[j] * m[j])) + 1.0)
+            o[j] = 0.0 if abs(v) < zero else v
+
+
+def _luma_terms() -> np.ndarray:
+    """``(3, 256)``: the float64 products ``float64(float32(v) / 255) * w`` for each BT.601
+    weight ``w`` and uint8 value ``v`` (the first operations of :func:`luma_rounded`)."""
+    v = (np.arange(256, dtype=np.float32) / np.float32(255.0)).astype(np.float64)
+    return np.stack([v * 65.481, v * 128.553, v * 24.966])
+
+
+_LUMA_TERMS = _luma_terms()
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def luma_rounded(rgb: np.ndarray, out: np.ndarray) -> None:
     """BasicSR's NIQE input: mmcv's float32 BT.601 Y of RGB uint8, rounded (half to even).
 
     Same arithmetic as :func:`avatarlab.metrics._frames.rgb_to_y` (float32 /255, float64
-    weighted sum + 16, /255, float32, *255) followed by ``round``.
+    weighted sum + 16, /255, float32, *255) followed by ``round``; the per-channel
+    products come from a table (:func:`_luma_terms`), the same values 3x faster.
     """
     s255 = np.float32(255.0)
+    tr, tg, tb = _LUMA_TERMS[0], _LUMA_TERMS[1], _LUMA_TERMS[2]
     for i in range(rgb.shape[0]):
+        row = rgb[i]
+        o = out[i]
         for j in range(rgb.shape[1]):
-            r = np.float64(np.float32(rgb[i, j, 0]) / s255)
-            g = np.float64(np.float32(rgb[i, j, 1]) / s255)
-            b = np.float64(np.float32(rgb[i, j, 2]) / s255)
-            y = np.float32((r * 65.481 + g * 128.553 + b * 24.966 + 16.0) / 255.0)
-            out[i, j] = np.round(np.float32(y * s255))
+            y = np.float32((tr[row[j, 0]] + tg[row[j, 1]] + tb[row[j, 2]] + 16.0) / 255.0)
+            o[j] = np.round(np.float32(y * s255))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -7,12 +7,13 @@ needs to know about a metric is a declared class attribute (no probing):
 - ``name``: the registry name; ``keys``: every column ``compute()`` may return, with
   the direction that is better (:class:`Key`); ``conventions``: the one line the report
   prints (colour space, range, crop, filters...);
-- ``requires``: a :class:`Requirements` (reference video, audio, face tracks,
-  checkpoint names). A metric whose needs depend on its options sets ``self.requires``
-  in its constructor;
-- ``per_clip``: ``update`` once per clip with the clip's face crops, instead of per
-  frame batch; ``mergeable``: ``state()``/``merge_state()`` pool the clips into one
-  set-level score (FID, IS); ``pooled_only``: no per-clip value at all.
+- ``requires``: a :class:`Requirements` (reference video, audio, face tracks, face
+  crops, checkpoint names). A metric whose needs depend on its options sets
+  ``self.requires`` in its constructor;
+- ``per_clip``: ``update`` once per clip (with the clip's face crops when it requires
+  ``crops``, which cost a second decoding pass), instead of per frame batch;
+  ``mergeable``: ``state()``/``merge_state()`` pool the clips into one set-level score
+  (FID, IS); ``pooled_only``: no per-clip value at all.
 
 Adding a metric::
 
@@ -95,12 +96,16 @@ class Requirements:
         reference: a ground-truth video aligned with the prediction.
         audio: the driving audio (16 kHz mono float32 in ``EvalContext.audio``).
         face_track: face tracks of the frames (``EvalContext.pred_track``/``ref_track``).
+        crops: ``per_clip`` metrics only: the clip's ``(N, 224, 224, 3)`` face crops as
+            ``update``'s frames (a second decoding pass of the clip); without it a
+            per-clip ``update`` gets ``(N, 0, 0, 3)`` placeholders and reads the tracks.
         weights: checkpoint names in :mod:`avatarlab.weights`' registry.
     """
 
     reference: bool = True
     audio: bool = False
     face_track: bool = False
+    crops: bool = False
     weights: tuple[str, ...] = ()
 
 
@@ -134,7 +139,8 @@ class Metric(ABC):
     ``update(pred, ref, ctx)``: per frame batch, ``pred``/``ref`` are ``(B, H, W, 3)``
     uint8 RGB frames on the reference's pixel grid (``ref`` None without a reference)
     and the context's tracks cover those B frames; with ``per_clip``, once per clip
-    with the clip's ``(N, 224, 224, 3)`` face crops (SyncNet geometry) and whole tracks.
+    with the whole tracks and, if ``requires.crops``, the clip's ``(N, 224, 224, 3)``
+    face crops (SyncNet geometry), else ``(N, 0, 0, 3)`` placeholders.
     """
 
     #: Registry name.
@@ -145,7 +151,7 @@ class Metric(ABC):
     conventions: str = ""
     #: What the metric needs (instances whose needs depend on options override it).
     requires: Requirements = Requirements()
-    #: True: ``update`` once per clip with its face crops; False: per frame batch.
+    #: True: ``update`` once per clip (face crops if ``requires.crops``); False: per batch.
     per_clip: ClassVar[bool] = False
     #: True: ``state()``/``merge_state()`` pool clips into one set-level summary.
     mergeable: ClassVar[bool] = False
@@ -195,6 +201,8 @@ def declaration_problems(cls: type, name: str) -> list[str]:
         problems.append("conventions must fit on one line")
     if not isinstance(cls.requires, Requirements):
         problems.append("requires must be a Requirements")
+    elif cls.requires.crops and not cls.per_clip:
+        problems.append("requires crops=True needs per_clip (frame batches carry whole frames)")
     flags = {"per_clip": cls.per_clip, "mergeable": cls.mergeable, "pooled_only": cls.pooled_only}
     for flag, value in flags.items():
         if not isinstance(value, bool):

@@ -37,6 +37,7 @@ rounding residues, and our value lies within 0.5 % of that port without zeroing
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 
 import cv2
@@ -56,6 +57,7 @@ _GAM = np.arange(0.2, 10.001, 0.001)
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: MSCN magnitudes below this are rounding residues of an exact 0 (see the module doc).
 MSCN_ZERO = 1e-9
+_local = threading.local()
 
 
 #: NIQE's pristine multivariate Gaussian, package data: ``mu_prisparam`` (36,) and
@@ -137,14 +139,39 @@ def imresize_half(img: np.ndarray) -> np.ndarray:
     return resize_separable(np.ascontiguousarray(img, dtype=np.float64), wh, ih, ww, iw)
 
 
-def mscn(img: np.ndarray) -> np.ndarray:
-    """Mean-subtracted contrast-normalised coefficients of a 2-D float64 image."""
+def _scratch(shape: tuple[int, int]) -> np.ndarray:
+    """``(5, H, W)`` float64 buffers for images of ``shape``, reused by a thread's calls.
+
+    Planes: the cropped image, its local mean, mean of squares, squares, MSCN output.
+    Fresh multi-megabyte temporaries per frame cost more in page faults than the filters.
+    """
+    bufs: dict[tuple[int, int], np.ndarray] | None = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(shape)
+    if buf is None:
+        if len(bufs) >= 4:  # two scales of at most two frame sizes
+            bufs.clear()
+        buf = bufs[shape] = np.empty((5, *shape))
+    return buf
+
+
+def mscn(img: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Mean-subtracted contrast-normalised coefficients of a 2-D float64 image.
+
+    ``out``: a C-contiguous float64 array of ``img``'s shape to write into (default: new).
+    """
+    from avatarlab.metrics._kernels import mscn_normalize
+
+    img = np.ascontiguousarray(img, dtype=np.float64)  # contiguous: the kernel vectorises
+    _, mu, sq, squares, _ = _scratch((img.shape[0], img.shape[1]))
     g = gaussian_1d()
-    mu = cv2.sepFilter2D(img, cv2.CV_64F, g, g, borderType=cv2.BORDER_REPLICATE)
-    sq = cv2.sepFilter2D(img * img, cv2.CV_64F, g, g, borderType=cv2.BORDER_REPLICATE)
-    sigma = np.sqrt(np.abs(sq - mu * mu))
-    out = (img - mu) / (sigma + 1)
-    out[np.abs(out) < MSCN_ZERO] = 0.0
+    cv2.sepFilter2D(img, cv2.CV_64F, g, g, dst=mu, borderType=cv2.BORDER_REPLICATE)
+    np.multiply(img, img, out=squares)
+    cv2.sepFilter2D(squares, cv2.CV_64F, g, g, dst=sq, borderType=cv2.BORDER_REPLICATE)
+    if out is None:
+        out = np.empty_like(img)
+    mscn_normalize(img, mu, sq, MSCN_ZERO, out)
     return out
 
 
@@ -204,9 +231,11 @@ def niqe_luma(y: np.ndarray) -> float:
             f"NIQE needs at least two {BLOCK}x{BLOCK} blocks, got a {img.shape[1]}x{img.shape[0]} "
             "image: use larger frames or a smaller crop_border"
         )
-    img = img[: nbh * BLOCK, : nbw * BLOCK]
-    scale1 = block_features(mscn(img), BLOCK)
-    scale2 = block_features(mscn(imresize_half(img)), BLOCK // 2)
+    buf = _scratch((nbh * BLOCK, nbw * BLOCK))
+    np.copyto(buf[0], img[: nbh * BLOCK, : nbw * BLOCK])
+    scale1 = block_features(mscn(buf[0], out=buf[4]), BLOCK)
+    half = imresize_half(buf[0])
+    scale2 = block_features(mscn(half, out=_scratch((half.shape[0], half.shape[1]))[4]), BLOCK // 2)
     return niqe_score(np.concatenate([scale1, scale2], axis=1))
 
 

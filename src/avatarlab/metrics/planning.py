@@ -1,7 +1,7 @@
 """Planning an evaluation: which metrics run, with which checkpoints, and why others cannot.
 
 Every decision reads a metric's declarations (:class:`avatarlab.metrics.base.Metric`):
-its ``requires`` (reference, audio, face tracks, checkpoints), ``per_clip``,
+its ``requires`` (reference, audio, face tracks, crops, checkpoints), ``per_clip``,
 ``mergeable`` and ``conventions``. A metric that cannot run is a :class:`Skip` with
 the reason, never silently left out; missing audio is decided per clip by the scoring.
 """
@@ -45,6 +45,7 @@ class MetricSpec:
     reference: bool = True
     audio: bool = False
     face: bool = False
+    crops: bool = False
     mergeable: bool = False
 
     def create(self) -> Metric:
@@ -178,6 +179,7 @@ def plan_metrics(
                 reference=req.reference,
                 audio=req.audio,
                 face=req.face_track,
+                crops=req.crops,
                 mergeable=metric.mergeable,
             )
         )

@@ -39,6 +39,7 @@ from avatarlab.metrics.results import ClipResult, EvalResults
 if TYPE_CHECKING:
     import jinja2
     import pyarrow as pa
+    from matplotlib.figure import Figure
     from rich.table import Table
 
 #: Columns the runner adds to the per-frame table (the rest are metric series).
@@ -227,13 +228,39 @@ def results_dict(results: EvalResults) -> dict[str, Any]:
 # --------------------------------------------------------------------------- plots
 
 
-def _png(fig: Any) -> str:
+#: Figure margins in inches (left, right, top, bottom): room for tick labels such as
+#: "0.00100", the y label and the title. Fixed margins instead of constrained layout and
+#: a tight bounding box (which solve the layout and draw the figure twice): 3x faster.
+_MARGINS = (0.9, 0.15, 0.45, 0.5)
+#: A series with fewer finite values than this share of frames (CSIM scores one frame a
+#: second) is drawn as dots: its isolated points would make no line.
+_SPARSE = 0.5
+
+
+def _figure(width: float, height: float, right: float = _MARGINS[1]) -> Figure:
+    """A Figure of ``width`` x ``height`` inches with the fixed margins of :data:`_MARGINS`."""
+    from matplotlib.figure import Figure
+
+    left, _, top, bottom = _MARGINS
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height
+    )
+    return fig
+
+
+def _title(fig: Figure, text: str) -> None:
+    """The figure's title in its top margin (0.1 inch from the top edge)."""
+    fig.suptitle(text, fontsize=10, y=1 - 0.1 / fig.get_figheight(), va="top")
+
+
+def _png(fig: Figure) -> str:
     """A matplotlib Figure as a ``data:image/png;base64,...`` URI (Agg canvas, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -245,15 +272,14 @@ def _finite(v: np.ndarray) -> np.ndarray:
 
 def plot_frame_curves(clip: ClipResult) -> str | None:
     """One panel per metric with per-frame series over time; None without series."""
-    from matplotlib.figure import Figure
-
     groups: dict[str, list[str]] = {}
     for col, metric in clip.series_metric.items():
         groups.setdefault(metric, []).append(col)
     if not groups:
         return None
     t = clip.series["t"]
-    fig = Figure(figsize=(9, 1.5 * len(groups) + 0.5), layout="constrained")
+    fig = _figure(9, 1.5 * len(groups) + 0.5)
+    fig.subplots_adjust(hspace=0.12)
     axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (metric, cols) in zip(axes, groups.items(), strict=True):
         for col in cols:
@@ -261,23 +287,23 @@ def plot_frame_curves(clip: ClipResult) -> str | None:
             label = col
             if np.isinf(v).any():
                 label += f" ({int(np.isinf(v).sum())} inf not drawn)"
-            ax.plot(t, _finite(v), lw=1, label=label)
+            y = _finite(v)
+            dots = np.isfinite(y).sum() < _SPARSE * len(y)
+            ax.plot(t, y, lw=1, label=label, marker="o" if dots else None, ms=3)
         ax.set_ylabel(metric)
         ax.legend(loc="upper right", fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (s, reference timeline)")
-    fig.suptitle(f"{clip.name}: per-frame values", fontsize=10)
+    _title(fig, f"{clip.name}: per-frame values")
     return _png(fig)
 
 
 def plot_mouth_audio(clip: ClipResult) -> str | None:
     """Mouth opening (inner-lip gap / face height) of both faces vs the audio RMS envelope."""
-    from matplotlib.figure import Figure
-
     s = clip.series
     if "mouth_open_pred" not in s or "audio_env" not in s:
         return None
-    fig = Figure(figsize=(9, 2.6), layout="constrained")
+    fig = _figure(9, 2.6, right=0.9)  # the envelope's axis on the right
     ax = fig.subplots()
     ax.plot(s["t"], _finite(s["mouth_open_pred"]), lw=1.2, label="mouth opening, prediction")
     if "mouth_open_ref" in s:
@@ -297,18 +323,15 @@ def plot_mouth_audio(clip: ClipResult) -> str | None:
     fills = env.get_legend_handles_labels()
     ax.legend(lines[0] + fills[0], lines[1] + fills[1], loc="upper right", fontsize=7,
               frameon=False)  # fmt: skip
-    fig.suptitle(f"{clip.name}: mouth opening vs audio envelope ({clip.audio_source})",
-                 fontsize=10)  # fmt: skip
+    _title(fig, f"{clip.name}: mouth opening vs audio envelope ({clip.audio_source})")
     return _png(fig)
 
 
 def plot_offset_histogram(offsets: Sequence[float]) -> str:
     """Histogram of per-clip AV offsets in frames (SyncNet's -15..15 search)."""
-    from matplotlib.figure import Figure
-
     from avatarlab.metrics.syncnet import VSHIFT
 
-    fig = Figure(figsize=(6, 2.6), layout="constrained")
+    fig = _figure(6, 2.6)
     ax = fig.subplots()
     lo = min(-VSHIFT, int(np.floor(min(offsets))))
     hi = max(VSHIFT, int(np.ceil(max(offsets))))

@@ -10,9 +10,10 @@
    decoded (face metrics with those frames' tracks);
 3. the faces of both videos are tracked once with :class:`avatarlab.face.FaceTracker`
    (when a metric needs them); per-clip metrics (LSE, head motion, beat alignment)
-   then get the clip's 224x224 face crops (:mod:`avatarlab.metrics.crops`), cut around
-   the smoothed face boxes in a second decoding pass, with both whole tracks in the
-   context. One clip's crops are the largest thing held in memory.
+   then get both whole tracks in the context and, those that declare
+   ``requires.crops`` (LSE), the clip's 224x224 face crops
+   (:mod:`avatarlab.metrics.crops`), cut around the smoothed face boxes in a second
+   decoding pass. One clip's crops are the largest thing held in memory.
 
 :func:`run_clips` runs the jobs in-process (``workers=1``) or in a spawn process
 pool, with a progress bar; a failing clip or metric is recorded and the run goes on.
@@ -305,23 +306,29 @@ def _score_per_clip(
     pred_index: list[int],
     timer: _Timer,
 ) -> None:
-    """Per-clip metrics: the clip's face crops (second decoding pass) and whole tracks."""
+    """Per-clip metrics: whole tracks, and the clip's face crops (a second decoding pass,
+    only when a metric declares ``requires.crops``; the others get ``(N, 0, 0, 3)``)."""
     pair = job.pair
     by_name = {s.name: s for s in job.specs}
-    with timer("crops"):
-        need_ref = any(by_name[name].reference for name in metrics)
-        size = (res.width, res.height) if pair.ref else None
-        crops, crop_error = _clip_crops(pair, size, tracks, pred_index, need_ref)
+    crops: list[np.ndarray | None] = [None, None]
+    crop_error = ""
+    if any(by_name[name].crops for name in metrics):
+        with timer("crops"):
+            need_ref = any(by_name[name].crops and by_name[name].reference for name in metrics)
+            size = (res.width, res.height) if pair.ref else None
+            crops, crop_error = _clip_crops(pair, size, tracks, pred_index, need_ref)
+    empty = np.empty((res.frames, 0, 0, 3), np.uint8)
     for name, metric in metrics.items():
-        if crops[0] is None:
+        pred, ref = crops if by_name[name].crops else [empty, None if pair.ref is None else empty]
+        if pred is None:
             res.errors[name] = crop_error
             continue
-        if by_name[name].reference and crops[1] is None:
+        if by_name[name].reference and ref is None:
             res.errors[name] = crop_error or "no reference face crops"
             continue
         try:
             with timer(name):
-                metric.update(crops[0], crops[1], ctx)
+                metric.update(pred, ref, ctx)
         except Exception as err:
             res.errors[name] = describe_error(err)
             continue

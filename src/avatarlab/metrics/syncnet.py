@@ -329,7 +329,7 @@ class LSEMetric(Metric):
 
     name = "lse"
     keys = {"lse_d": LOWER, "lse_c": HIGHER, "av_offset": NEAR_ZERO}
-    requires = Requirements(reference=False, audio=True, weights=(SYNCNET_V2.name,))
+    requires = Requirements(reference=False, audio=True, crops=True, weights=(SYNCNET_V2.name,))
     per_clip = True
     conventions = (
         "SyncNet v2 (syncnet_python): 224x224 face crops, BGR 0..255, 25 fps, 5-frame windows; "

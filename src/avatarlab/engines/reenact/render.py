@@ -352,8 +352,13 @@ def warp_face(
             patch = np.ascontiguousarray(source_xy[rows, cols])
             rasterise(patch, src, dst, triangles, Grid.over(box, 1.0))
             source_xy[rows, cols] = patch
+    # One (H, W, 2) map, no second map: OpenCV accepts None there; its stubs do not.
     out[region.y0 : region.y1, region.x0 : region.x1] = cv2.remap(
-        image, source_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        image,
+        source_xy,
+        None,  # type: ignore[call-overload]
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     return out
 
