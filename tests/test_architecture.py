@@ -17,6 +17,7 @@ PACKAGE = SRC / "avatarlab"
 #: ``cli`` on top; the package root (``avatarlab/__init__.py``) is the public API.
 LAYERS: dict[str, int] = {
     "_version": 0,
+    "_lazy": 0,
     "constants": 0,
     "errors": 0,
     "registry": 1,

@@ -5,7 +5,7 @@ A batch job (``prepare``, ``eval``) that writes into a folder holds
 folder is refused at once instead of racing the first one's files. The lock is
 an ``fcntl.flock`` on a hidden file: the kernel drops it when its holder dies,
 so the lock of a killed run is taken over by the next run without any clean-up.
-Under the lock, :func:`remove_stale_temps` deletes the temporary files that
+Under the lock, :func:`remove_owned_temps` deletes the temporary files that
 :func:`avatarlab._util.atomic_output` leaves behind when a run is killed while
 writing.
 """
@@ -59,7 +59,7 @@ def output_lock(folder: str | os.PathLike[str], job: str) -> Iterator[Path]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def remove_stale_temps(outputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def remove_owned_temps(outputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Delete the temporaries that ``atomic_output`` left for each of ``outputs``.
 
     Call this only under :func:`output_lock`, when no other writer can own such a

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +30,28 @@ STALE_TMP_S = 2.0
 ORPHAN_TMP_S = 24 * 3600.0
 # Per folder, the leftover candidates found by its one scan in this process.
 _candidates: dict[str, list[str]] = {}
+
+
+def _process_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``); elsewhere read once,
+    under a lock, by setting and restoring it (``os.umask`` has no read-only form)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+        return _umask
+
+
+_umask: int | None = None
+_umask_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -62,9 +85,7 @@ def atomic_output(path: str | os.PathLike[str], suffix: str | None = None) -> It
     try:
         yield tmp
         if tmp.exists():  # mkstemp makes files 0600; give outputs the usual umask mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, 0o666 & ~_process_umask())
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -170,6 +191,25 @@ def track_progress(items: Iterable[T], description: str, total: int | None = Non
             bar.advance(task)
 
 
+_native_silenced = False
+
+
+def fd2_to_devnull() -> int:
+    """Point file descriptor 2 at /dev/null (after flushing ``sys.stderr``); returns a
+    duplicate of what it was, to restore with ``os.dup2(saved, 2)``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return saved
+
+
+def native_stderr_silenced() -> bool:
+    """Whether :func:`silence_native_stderr` already pointed fd 2 at /dev/null."""
+    return _native_silenced
+
+
 def silence_native_stderr() -> None:
     """Hide log lines that native libraries (MediaPipe, TFLite, absl) write to fd 2.
 
@@ -180,14 +220,19 @@ def silence_native_stderr() -> None:
     if os.environ.get("AVATARLAB_NATIVE_LOGS") == "1":
         return
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
+        saved = fd2_to_devnull()
     except (OSError, ValueError):
         return
+    global _native_silenced
+    _native_silenced = True
     sys.stderr = os.fdopen(saved, "w", buffering=1, errors="backslashreplace")
+
+
+def check_crf(crf: int) -> int:
+    """``crf`` if it is an H.264 quality level (0..51), else :class:`OptionError`."""
+    if not 0 <= crf <= 51:
+        raise OptionError(f"crf must be in 0..51 (0 lossless, 18 visually lossless), got {crf}")
+    return crf
 
 
 def make_output_folder(path: str | os.PathLike[str], *, create: bool = True) -> Path:

@@ -114,7 +114,8 @@ class Registry(Generic[T]):
         """The entry called ``name``, importing it if it was registered lazily.
 
         Raises:
-            ``self.error``: unknown name, with the known ones listed.
+            ``self.error``: unknown name, with the known ones listed; or an entry whose
+            module fails to import (a broken plug-in), naming it and the error.
         """
         if name in self._entries:
             return self._entries[name]
@@ -124,9 +125,15 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "none"
             raise self.error(f"unknown {self.kind} {name!r}: use one of {known}")
         module_name, _, attr = target.partition(":")
-        obj = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else ():
-            obj = getattr(obj, part)
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else ():
+                obj = getattr(obj, part)
+        except Exception as err:  # a broken plug-in: one line naming it, not a traceback
+            raise self.error(
+                f"{self.kind} {name!r} cannot be loaded from {target!r}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
         # Importing the module may have registered the entry itself (a decorator).
         if name in self._entries:
             return self._entries[name]

@@ -18,6 +18,7 @@ from avatarlab.body import (
     read_openpose,
 )
 from avatarlab.body.align import limb_directions
+from avatarlab.errors import MediaError
 from avatarlab.face import FaceTracker
 from avatarlab.media import iter_frames, probe, read_image
 from avatarlab.media.files import write_image
@@ -328,3 +329,39 @@ def test_pose_align_keeps_reference_lengths_and_driving_angles(
 
 def _len(body: np.ndarray, a: int, b: int) -> float:
     return float(np.linalg.norm(body[a, :2] - body[b, :2]))
+
+
+def test_an_unreadable_input_is_recorded_and_the_others_written(image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A batch goes on past a bad file (listed in ``failed`` and summary.json, exit 1 in the
+    CLI); a killed run's staging folder is removed by the next run."""
+    from typer.testing import CliRunner
+
+    from avatarlab.cli import app
+
+    write_image(tmp_path / "good.png", image("full_body.png"))
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    out = tmp_path / "o"
+    (out / ".pose-k1lled00" / "json").mkdir(parents=True)  # a SIGKILLed run's staging
+    result = pose([tmp_path / "good.png", tmp_path / "bad.png"], out, PoseOptions(render="none"))
+    assert [i.path.name for i in result.inputs] == ["good.png"]
+    assert [p.name for p, _ in result.failed] == ["bad.png"] and result.failed[0][1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [f["path"] for f in summary["failed"]] == [str(tmp_path / "bad.png")]
+    assert (out / "json/good_000000000000_keypoints.json").is_file()
+    assert not list(out.glob("json/bad_*")) and not list(out.glob(".pose-*"))
+    run = CliRunner().invoke(
+        app,
+        [
+            "pose",
+            str(tmp_path / "good.png"),
+            str(tmp_path / "bad.png"),
+            "-o",
+            str(out),
+            "--render",
+            "none",
+        ],  # fmt: skip
+    )
+    assert run.exit_code == 1 and "bad.png: failed:" in run.output
+    (tmp_path / "good.png").unlink()
+    with pytest.raises(MediaError, match="no input could be posed"):
+        pose([tmp_path / "bad.png"], tmp_path / "o2")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatarlab._outdir import LOCK_NAME, output_lock, remove_stale_temps
+from avatarlab._outdir import LOCK_NAME, output_lock, remove_owned_temps
 from avatarlab.datasets import PrepareOptions, prepare
 from avatarlab.datasets.executors import LocalExecutor
 from avatarlab.datasets.pipeline import (
@@ -250,7 +250,7 @@ def test_stale_temporaries_of_our_pattern_are_removed_and_nothing_else(tmp_path:
     ]
     for name in names:
         (tmp_path / name).write_text("x")
-    removed = remove_stale_temps([tmp_path / "manifest.parquet", tmp_path / "nope" / "a.txt"])
+    removed = remove_owned_temps([tmp_path / "manifest.parquet", tmp_path / "nope" / "a.txt"])
     ours = {".manifest.part-999999-ab_d12x9.parquet", ".manifest.part-1-abcd1234.parquet"}
     assert {p.name for p in removed} == ours
     assert {p.name for p in tmp_path.iterdir()} == set(names) - ours

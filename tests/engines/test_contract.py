@@ -109,8 +109,9 @@ def test_motion_engine_follows_a_face(name: str, portrait: np.ndarray, tmp_path:
     assert avatar.frame_size == (w, h)
     notes = avatar.describe()
     assert isinstance(notes, list) and all(isinstance(n, str) and n for n in notes)
-    frames = list(engine.render(avatar, MotionDriver(live=[portrait] * 2)))
-    assert len(frames) == 2
+    n = 1 if name in NO_FACE_WEIGHTS else 3  # full-size networks on a CPU: one frame
+    frames = list(engine.render(avatar, MotionDriver(live=[portrait] * n)))
+    assert len(frames) == n
     for frame in frames:
         assert frame.dtype == np.uint8 and frame.shape == (h, w, 3)
     if name not in NO_FACE_WEIGHTS:  # driven by the source itself, frame 0 is the source

@@ -137,6 +137,8 @@ def test_psnr_of_identical_frames() -> None:
     metric.update(b, a, EvalContext())
     out = metric.compute()
     assert math.isinf(out["psnr"]) and out["psnr_identical_frames"] == 1.0
+    (note,) = metric.notes(out)  # the clip's notes say why, in the API, report and CLI
+    assert note.startswith("psnr is +inf because 1 frames equal the reference exactly")
     # Pooled MSE: one unit error over two frames of 32x40x3 values.
     assert out["psnr_pooled"] == pytest.approx(10 * np.log10(255.0**2 * 2 * 32 * 40 * 3))
     assert ssim(a, a)[0] == pytest.approx(1.0, abs=1e-12)

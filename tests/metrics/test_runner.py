@@ -478,3 +478,20 @@ def test_library_messages_name_no_cli_flags(pairs, no_weights, tmp_path):
     assert len(messages) == 9
     for message in messages:
         assert not re.search(r"(^|\s)--[a-z]", message), message
+
+
+def test_one_eval_per_folder_and_a_killed_runs_temporaries_go(pairs, tmp_path):
+    """A folder another run holds is refused at once; a SIGKILLed run's temporaries go."""
+    from avatarlab._outdir import output_lock
+
+    out = tmp_path / "res"
+    out.mkdir()
+    leftover = out / ".results.part-4242-k1lled00.json"
+    leftover.write_text("half-written")
+    with output_lock(out, "eval"), pytest.raises(OptionError, match="in use by another"):
+        evaluate(pairs / "pred" / "a.mp4", pairs / "ref" / "a.mp4", metrics="psnr", out_dir=out)
+    assert leftover.exists() and not (out / "results.json").exists()
+    res = evaluate(
+        pairs / "pred" / "a.mp4", pairs / "ref" / "a.mp4", metrics="psnr", out_dir=out, max_plots=0
+    )
+    assert not leftover.exists() and res.files["results.json"].is_file()

@@ -110,3 +110,17 @@ def test_cli_speak_interrupted_exits_130_and_writes_nothing(tmp_path: Path, data
     assert "Exception ignored" not in probe.stderr
     assert after < 2.0, f"stopped {after:.2f} s after SIGINT"
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_during_a_failing_call_is_not_lost() -> None:
+    """SIGINT noted while espeak runs is delivered even when the call then raises."""
+    import signal
+
+    from avatarlab.speech import tts
+
+    job = tts._Job()
+    with pytest.raises(KeyboardInterrupt), tts._signals_held(job):
+        signal.raise_signal(signal.SIGINT)  # noted, not raised, inside the hold
+        assert job.signals == [signal.SIGINT]
+        raise ValueError("espeak stopped by the note, the call fails")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -33,6 +33,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -41,8 +42,18 @@ def _root(
 ) -> None:
     """Talking avatars: analyse faces, make portraits speak, stream, prepare data, evaluate."""
     VERBOSITY["level"] = -1 if quiet else (1 if verbose else 0)
-    if quiet:
+    if quiet:  # the environment reaches worker processes too; restored when the command ends
+        before = os.environ.get("AVATARLAB_PROGRESS")
         os.environ["AVATARLAB_PROGRESS"] = "0"
+
+        def restore() -> None:
+            VERBOSITY["level"] = 0
+            if before is None:
+                os.environ.pop("AVATARLAB_PROGRESS", None)
+            else:
+                os.environ["AVATARLAB_PROGRESS"] = before
+
+        ctx.call_on_close(restore)
     if verbose:
         from rich.logging import RichHandler
 
@@ -56,6 +67,10 @@ def note(message: str) -> None:
     """A secondary line (what was chosen and why), hidden by ``-q``."""
     if VERBOSITY["level"] >= 0:
         console.print(f"  [dim]{message}[/]", highlight=False)
+
+
+#: The ``--json`` switch of commands whose result can be printed as JSON on stdout.
+AS_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 
 
 def print_json(data: Any) -> None:

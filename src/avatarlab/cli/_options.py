@@ -296,3 +296,17 @@ def pick(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
 def build(cls: type[Any], values: Mapping[str, Any]) -> Any:
     """``cls(**pick(values, cls))``: the options the user gave, the class's defaults else."""
     return cls(**pick(values, cls))
+
+
+def engine_flags(drives: str) -> list[Flag]:
+    """One flag per option field of every registered engine that ``drives`` drives
+    ("speech" or "motion"; same-named fields merge, the help names their engines)."""
+    from avatarlab.engines import engine_options, list_engines
+
+    return union(*(flags_of(engine_options(n), owner=n) for n in list_engines(drives)))  # type: ignore[arg-type]
+
+
+def engine_values(values: Mapping[str, Any], task: type) -> dict[str, Any]:
+    """The given values that are not fields of the task's options: the engine's."""
+    own = pick(values, task)
+    return {k: v for k, v in values.items() if k not in own}

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from avatarlab.cli._app import app, console, note, print_json
+from avatarlab.cli._app import AS_JSON, app, console, note, print_json
 from avatarlab.cli._options import build, flags_of, with_options
 from avatarlab.tasks.pose import PoseAlignOptions, PoseOptions
 
@@ -37,15 +37,13 @@ pose_app = typer.Typer(
 )
 app.add_typer(pose_app, name="pose")
 
-_AS_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-
 
 @pose_app.command(_DEFAULT)
 @with_options((None, lambda: flags_of(PoseOptions)))
 def pose_extract(
     inputs: list[Path] = typer.Argument(..., help="Images, videos or folders of them."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (JSON, renders, masks)."),
-    as_json: bool = _AS_JSON,
+    as_json: bool = AS_JSON,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -54,17 +52,13 @@ def pose_extract(
 
     result = pose(inputs, out, build(PoseOptions, values))
     if as_json:
-        print_json(
-            {
-                "out": str(result.out),
-                "inputs": [i.to_dict() for i in result.inputs],
-                "outputs": [str(p) for p in result.outputs],
-            }
-        )
-        return
-    console.print(f"{len(result.outputs)} files -> {result.out}", highlight=False)
-    for line in result.describe():
-        note(line)
+        print_json(result.to_dict())
+    else:
+        console.print(f"{len(result.outputs)} files -> {result.out}", highlight=False)
+        for line in result.describe():
+            note(line)
+    if result.failed:  # the others were written; the exit status says not all were
+        raise typer.Exit(1)
 
 
 @pose_app.command("align")

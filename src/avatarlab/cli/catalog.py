@@ -8,11 +8,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from avatarlab.cli._app import app, console, print_json
+from avatarlab.cli._app import AS_JSON, app, console, print_json
 from avatarlab.cli._options import build, flags_of, with_options
 from avatarlab.tasks.models import FetchOptions
-
-_AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 models_app = typer.Typer(
     help="Checkpoints avatarlab can use: list them, identify or check a file, fetch them.",
@@ -22,7 +20,7 @@ app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
-def models_list(as_json: bool = _AS_JSON) -> None:
+def models_list(as_json: bool = AS_JSON) -> None:
     """Show every registered checkpoint, its official source and whether it is cached."""
     from rich.table import Table
 
@@ -104,7 +102,7 @@ app.add_typer(datasets_app, name="datasets")
 @datasets_app.command("list")
 def datasets_list(
     kind: str | None = typer.Option(None, "--kind", help="talking-face, speech or avatar."),
-    as_json: bool = _AS_JSON,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Show every dataset card: year, language, setting, size and the reader to use."""
     from rich.table import Table
@@ -135,7 +133,7 @@ def datasets_list(
 @datasets_app.command("show")
 def datasets_show(
     name: str = typer.Argument(..., help="Dataset name, e.g. VoxCeleb2."),
-    as_json: bool = _AS_JSON,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Show one dataset card in full, including the on-disk layout its reader expects."""
     from rich.table import Table

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from avatarlab.cli._app import app, console, note, print_json
+from avatarlab.cli._app import AS_JSON, app, console, note, print_json
 from avatarlab.cli._options import build, flags_of, with_options
 from avatarlab.tasks.enhance import EnhanceOptions
 
@@ -17,7 +17,7 @@ from avatarlab.tasks.enhance import EnhanceOptions
 def enhance(
     inputs: list[Path] = typer.Argument(..., help="Images or videos (or folders of them)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file (one input) or folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    as_json: bool = AS_JSON,
     *,
     values: dict[str, Any],
 ) -> None:

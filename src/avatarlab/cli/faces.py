@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from avatarlab.cli._app import app, console, print_json
+from avatarlab.cli._app import AS_JSON, app, console, print_json
 from avatarlab.cli._options import build, flags_of, with_options
 from avatarlab.tasks.faces import CropOptions
 
@@ -15,7 +15,7 @@ from avatarlab.tasks.faces import CropOptions
 @app.command()
 def info(
     media: Path = typer.Argument(..., help="Video, audio or image file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Show the streams, duration, frame rate and number of faces of MEDIA."""
     from rich.console import Console

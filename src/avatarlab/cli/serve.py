@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from avatarlab.cli._app import app, console
-from avatarlab.cli._options import Flag, build, flags_of, pick, with_options
-from avatarlab.cli.speak import engine_flags, engine_values, speech_engines
+from avatarlab.cli._options import Flag, build, engine_values, flags_of, pick, with_options
+from avatarlab.cli.speak import speech_engine_flags, speech_engines
 from avatarlab.engines import list_engines
 from avatarlab.serve.options import ServeOptions
 from avatarlab.tasks.evaluate import EvalOptions
@@ -26,7 +26,7 @@ def _serve_flags() -> list[Flag]:
 
 
 @app.command("serve")
-@with_options(("Server", _serve_flags), ("Engine", engine_flags), engines=speech_engines)
+@with_options(("Server", _serve_flags), ("Engine", speech_engine_flags), engines=speech_engines)
 def serve_cmd(
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     *,
@@ -69,15 +69,6 @@ def eval_cmd(
     for clip in res.clips:
         for line in clip.notes:  # frames past the other video's end, resampling, ...
             console.print(f"[yellow]note:[/] {clip.name}: {line}", highlight=False, soft_wrap=True)
-        identical = res.value(clip.name, "psnr_identical_frames")
-        if identical > 0:
-            console.print(
-                f"[yellow]note:[/] {clip.name}: psnr is +inf because {identical:.0f} frames equal "
-                "the reference exactly; psnr_pooled (PSNR of the MSE pooled over the clip) is "
-                "finite unless every frame is identical",
-                highlight=False,
-                soft_wrap=True,
-            )
     for clip in res.failed:
         console.print(f"[red]failed:[/] {clip.name}: {clip.error}", highlight=False)
     for name, metric, message in res.metric_errors():

@@ -12,9 +12,9 @@ from typing import Any
 
 import typer
 
-from avatarlab.cli._app import app, console, note, print_json
-from avatarlab.cli._options import Flag, build, flags_of, pick, union, with_options
-from avatarlab.engines import engine_options, list_engines
+from avatarlab.cli._app import AS_JSON, app, console, note, print_json
+from avatarlab.cli._options import Flag, build, engine_flags, engine_values, flags_of, with_options
+from avatarlab.engines import list_engines
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions
 
 
@@ -23,20 +23,14 @@ def speech_engines() -> list[str]:
     return list_engines("speech")
 
 
-def engine_flags() -> list[Flag]:
-    """One flag per option field of any registered engine (same-named fields merge)."""
-    return union(*(flags_of(engine_options(name), owner=name) for name in list_engines("speech")))
+def speech_engine_flags() -> list[Flag]:
+    """Flags of every speech engine's options."""
+    return engine_flags("speech")
 
 
 def task_flags(cls: type) -> list[Flag]:
     """The task's own flags; ``--engine`` offers the registered engines."""
     return flags_of(cls, choices={"engine": list_engines("speech")})
-
-
-def engine_values(values: dict[str, Any], task: type) -> dict[str, Any]:
-    """The given values that are not fields of the task's options: the engine's."""
-    own = pick(values, task)
-    return {k: v for k, v in values.items() if k not in own}
 
 
 def _report(result: GenerateResult, as_json: bool) -> None:
@@ -52,13 +46,10 @@ def _report(result: GenerateResult, as_json: bool) -> None:
         note(line)
 
 
-_AS_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-
-
 @app.command()
 @with_options(
     ("Task", lambda: task_flags(SpeakOptions)),
-    ("Engine", engine_flags),
+    ("Engine", speech_engine_flags),
     engines=speech_engines,
 )
 def speak(
@@ -69,7 +60,7 @@ def speak(
     transcript: str | None = typer.Option(
         None, "--transcript", help="What --audio says (English): exact phone timing."
     ),
-    as_json: bool = _AS_JSON,
+    as_json: bool = AS_JSON,
     *,
     values: dict[str, Any],
 ) -> None:
@@ -94,7 +85,7 @@ def speak(
 @app.command()
 @with_options(
     ("Task", lambda: task_flags(DubOptions)),
-    ("Engine", engine_flags),
+    ("Engine", speech_engine_flags),
     engines=speech_engines,
 )
 def dub(
@@ -104,7 +95,7 @@ def dub(
     transcript: str | None = typer.Option(
         None, "--transcript", help="What --audio says (English): exact phone timing."
     ),
-    as_json: bool = _AS_JSON,
+    as_json: bool = AS_JSON,
     *,
     values: dict[str, Any],
 ) -> None:

@@ -73,7 +73,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from avatarlab._outdir import output_lock, remove_stale_temps
+from avatarlab._outdir import output_lock, remove_owned_temps
 from avatarlab._util import atomic_output, make_output_folder, track_progress
 from avatarlab.datasets.executors import EXECUTORS, Executor, get_executor
 from avatarlab.datasets.manifest import (
@@ -914,7 +914,7 @@ def remove_leftovers(out: Path, clips: list[Clip]) -> None:
 
     Call only while holding the output lock (no live writer may own them).
     """
-    remove_stale_temps(
+    remove_owned_temps(
         [
             out / MANIFEST_NAME,
             out / OPTIONS_NAME,

@@ -3,17 +3,18 @@
     from avatarlab.engines import get_engine, list_engines, engine_options
     engine = get_engine("wav2lip", {"checkpoint": "wav2lip_gan.pth", "batch_size": 32})
 
-Built-in engines (``warp``, ``wav2lip``) are registered lazily: listing them or
-reading their options (``WarpOptions``, ``Wav2LipOptions``) imports neither OpenCV
-nor torch. Add an engine with :func:`register_engine` or the ``avatarlab.engines``
+Built-in engines are registered lazily: ``warp`` and ``wav2lip`` (driven by speech:
+speak, dub, serve), ``reenact`` and ``liveportrait`` (driven by a face: reenact);
+listing them or reading their options (``WarpOptions``, ``Wav2LipOptions``, ...)
+imports neither OpenCV nor torch. Add an engine with :func:`register_engine` or the ``avatarlab.engines``
 entry-point group; nothing in the tasks layer, the CLI or the server names engines.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarlab._lazy import lazy_exports
 from avatarlab.engines.base import (
     ENGINES,
     Avatar,
@@ -68,10 +69,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

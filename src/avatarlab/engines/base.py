@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
@@ -208,9 +209,23 @@ def engine_drives(name: str) -> Drives:
 
 
 def list_engines(drives: Drives | None = None) -> list[str]:
-    """Names accepted by :func:`get_engine`; with ``drives``, only the engines it drives."""
+    """Names accepted by :func:`get_engine`; with ``drives``, only the engines it drives.
+
+    A plug-in engine that cannot be imported is left out of a ``drives`` listing with a
+    warning (so one broken package does not break every command); choosing it by name
+    gives the import error in one line.
+    """
     names = ENGINES.names()
-    return names if drives is None else [n for n in names if engine_drives(n) == drives]
+    if drives is None:
+        return names
+    kept = []
+    for name in names:
+        try:
+            if engine_drives(name) == drives:
+                kept.append(name)
+        except OptionError as err:
+            warnings.warn(str(err), RuntimeWarning, stacklevel=2)
+    return kept
 
 
 def engine_options(name: str) -> type:

@@ -27,30 +27,43 @@ MEDIAPIPE_LOCK = threading.Lock()
 
 
 class _NativeQuiet:
-    """fd 2 pointed at /dev/null while at least one holder wants quiet (reference counted)."""
+    """fd 2 pointed at /dev/null while at least one holder wants quiet (reference counted).
+
+    A no-op when the process already silenced fd 2 (the CLI:
+    :func:`avatarlab._util.silence_native_stderr`). When Python's ``sys.stderr`` writes
+    to fd 2, it moves meanwhile to a duplicate of the real stream and is put back on
+    release only if nobody replaced it in between.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holders = 0
         self._saved = -1
         self._python_stderr: Any = None
+        self._ours: Any = None
 
     def acquire(self) -> None:
+        from avatarlab._util import fd2_to_devnull, native_stderr_silenced
+
         with self._lock:
             self._holders += 1
             if self._holders > 1 or os.environ.get("AVATARLAB_NATIVE_LOGS") == "1":
                 return
+            if native_stderr_silenced():
+                return
             try:
-                sys.stderr.flush()
-                saved = os.dup(2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                os.close(devnull)
+                python_fd = sys.stderr.fileno()
+            except (AttributeError, OSError, ValueError):  # a capture object: not fd 2
+                python_fd = -1
+            try:
+                saved = fd2_to_devnull()
             except (OSError, ValueError):
                 return
-            self._saved, self._python_stderr = saved, sys.stderr
-            # Python's own messages (warnings, errors, progress) still reach the console.
-            sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="backslashreplace")
+            self._saved = saved
+            if python_fd == 2:  # Python's own messages still reach the console
+                self._python_stderr = sys.stderr
+                self._ours = os.fdopen(os.dup(saved), "w", buffering=1, errors="backslashreplace")
+                sys.stderr = self._ours
 
     def release(self) -> None:
         with self._lock:
@@ -58,11 +71,16 @@ class _NativeQuiet:
             if self._holders > 0 or self._saved < 0:
                 return
             with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-                sys.stderr.close()
+                if self._ours is not None:
+                    self._ours.flush()
                 os.dup2(self._saved, 2)
             os.close(self._saved)
-            sys.stderr, self._saved = self._python_stderr, -1
+            self._saved = -1
+            if self._ours is not None and sys.stderr is self._ours:
+                sys.stderr = self._python_stderr
+                with contextlib.suppress(OSError, ValueError):
+                    self._ours.close()
+            self._ours = self._python_stderr = None
 
 
 _QUIET = _NativeQuiet()

@@ -170,6 +170,12 @@ class Metric(ABC):
     def compute(self) -> dict[str, float]:
         """Scores over everything since ``reset``, keyed by names in ``keys``."""
 
+    def notes(self, values: dict[str, float]) -> list[str]:
+        """Lines for the clip's notes about ``values`` (this clip's ``compute()``), e.g.
+        why a value is infinite; each names the metric's key. The report and the CLI
+        print them. None by default."""
+        return []
+
     def per_frame(self) -> dict[str, np.ndarray]:
         """Per-frame series of the last ``update`` (one value per frame of the batch; for
         a clip, N values or fewer from frame 0). None by default."""

@@ -22,12 +22,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from avatarlab._outdir import output_lock, remove_owned_temps
 from avatarlab._pool import default_workers
 from avatarlab._util import make_output_folder
 from avatarlab.errors import OptionError
 from avatarlab.metrics.pairing import match_pairs
 from avatarlab.metrics.planning import plan_metrics
-from avatarlab.metrics.report import MAX_PLOTTED_CLIPS, write_outputs
+from avatarlab.metrics.report import MAX_PLOTTED_CLIPS, OUTPUT_NAMES, write_outputs
 from avatarlab.metrics.results import EvalResults
 from avatarlab.metrics.scoring import ClipJob, run_clips
 from avatarlab.metrics.summary import clip_skips, summarize
@@ -127,30 +128,34 @@ def evaluate(
     pairs = match_pairs(pred, ref, audio)
     plan = plan_metrics(_metric_list(metrics), ref is not None, weights, metric_options)
     make_output_folder(out)
-    clip_jobs = [ClipJob(p, plan.specs, plan.weights, device) for p in pairs.pairs]
-    workers = min(jobs or default_workers(), max(1, len(clip_jobs)))
-    results = run_clips(clip_jobs, workers) if plan.specs else []
-    summary, how = summarize(results, plan)
-    er = EvalResults(
-        pred=str(pred),
-        ref=None if ref is None else str(ref),
-        audio=None if audio is None else str(audio),
-        plan=pairs,
-        metrics=plan.names,
-        conventions=dict(plan.conventions),
-        skipped=[*plan.skipped, *clip_skips(results)],
-        clips=results,
-        summary=summary,
-        summary_method=how,
-        keys=dict(plan.keys),
-        weights=dict(plan.weights),
-        jobs=workers,
-        device=device,
-        out_dir=out,
-    )
-    er.seconds = time.perf_counter() - start
-    er.files = write_outputs(er, out, max_plots)
-    return er
+    # One run per folder: a second eval into it fails at once instead of mixing files;
+    # the temporaries of a killed run (SIGKILL) go before this one writes.
+    with output_lock(out, "eval"):
+        remove_owned_temps(out / name for name in OUTPUT_NAMES)
+        clip_jobs = [ClipJob(p, plan.specs, plan.weights, device) for p in pairs.pairs]
+        workers = min(jobs or default_workers(), max(1, len(clip_jobs)))
+        results = run_clips(clip_jobs, workers) if plan.specs else []
+        summary, how = summarize(results, plan)
+        er = EvalResults(
+            pred=str(pred),
+            ref=None if ref is None else str(ref),
+            audio=None if audio is None else str(audio),
+            plan=pairs,
+            metrics=plan.names,
+            conventions=dict(plan.conventions),
+            skipped=[*plan.skipped, *clip_skips(results)],
+            clips=results,
+            summary=summary,
+            summary_method=how,
+            keys=dict(plan.keys),
+            weights=dict(plan.weights),
+            jobs=workers,
+            device=device,
+            out_dir=out,
+        )
+        er.seconds = time.perf_counter() - start
+        er.files = write_outputs(er, out, max_plots)
+        return er
 
 
 __all__ = ["EvalResults", "evaluate", "parse_metric_options", "parse_weights"]

@@ -255,6 +255,16 @@ class PSNRMetric(_FrameMetric):
             "psnr_identical_frames": float(np.count_nonzero(np.isinf(vals))),
         }
 
+    def notes(self, values: dict[str, float]) -> list[str]:
+        identical = values.get("psnr_identical_frames", 0.0)
+        if not identical > 0:
+            return []
+        return [
+            f"psnr is +inf because {identical:.0f} frames equal the reference exactly; "
+            "psnr_pooled (PSNR of the MSE pooled over the clip) is finite unless every "
+            "frame is identical"
+        ]
+
 
 @register_metric("ssim")
 class SSIMMetric(_FrameMetric):

@@ -519,6 +519,17 @@ def render_html(results: EvalResults, max_clips: int = MAX_PLOTTED_CLIPS) -> str
 # --------------------------------------------------------------------------- writing
 
 
+#: The files :func:`write_outputs` writes into the output folder.
+OUTPUT_NAMES = (
+    "per_video.parquet",
+    "per_video.csv",
+    "per_frame.parquet",
+    "per_frame.csv",
+    "results.json",
+    "report.html",
+)
+
+
 def write_outputs(
     results: EvalResults, out_dir: str | os.PathLike[str], max_clips: int = MAX_PLOTTED_CLIPS
 ) -> dict[str, Path]:

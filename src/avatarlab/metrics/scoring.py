@@ -375,6 +375,7 @@ def _finish(res: ClipResult, name: str, metric: Metric, spec: MetricSpec) -> boo
             return True
     try:
         res.values[name] = {k: float(v) for k, v in metric.compute().items()}
+        res.notes += metric.notes(res.values[name])
     except Exception as err:
         if not spec.mergeable:
             res.errors[name] = describe_error(err)

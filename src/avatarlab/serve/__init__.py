@@ -9,21 +9,19 @@ use, so reading :class:`ServeOptions` (the command line does) loads no web stack
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from avatarlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from avatarlab.serve.app import create_app
     from avatarlab.serve.options import ServeOptions
     from avatarlab.serve.run import serve
 
-_LAZY = {"create_app": "app", "ServeOptions": "options", "serve": "run"}
+_LAZY = {"create_app": ".app", "ServeOptions": ".options", "serve": ".run"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"avatarlab.serve.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["ServeOptions", "create_app", "serve"]

@@ -224,13 +224,16 @@ def normalize_transcript(transcript: str) -> list[str]:
     return [w for w in words if w]
 
 
-def _pronounce(word: str) -> str | None:
-    """ARPAbet pronunciation of an out-of-vocabulary word via espeak's English rules."""
-    from avatarlab.speech.tts import text_to_phonemes
+def _pronounce(words: list[str]) -> list[str | None]:
+    """ARPAbet pronunciations of out-of-vocabulary words via espeak's English rules
+    (None: nothing pronounceable); one espeak-ng load for all the words."""
+    from avatarlab.speech.tts import texts_to_phonemes
 
-    arpabet = [a for m in text_to_phonemes(word, voice="en-us") for a in espeak_to_arpabet(m)]
-    arpabet = [a for a in arpabet if a != SILENCE]
-    return " ".join(arpabet) if arpabet else None
+    prons: list[str | None] = []
+    for mnemonics in texts_to_phonemes(words, voice="en-us") if words else []:
+        arpabet = [a for m in mnemonics for a in espeak_to_arpabet(m) if a != SILENCE]
+        prons.append(" ".join(arpabet) if arpabet else None)
+    return prons
 
 
 def align_transcript(
@@ -260,12 +263,11 @@ def align_transcript(
         raise AvatarLabError(f"the audio is too short to align (under {MIN_AUDIO_S} s)")
     with _DECODERS.lock("align"):
         decoder = _DECODERS.get("align")
-        for w in set(words):
-            if decoder.lookup_word(w) is None:
-                pron = _pronounce(w)
-                if pron is None:
-                    raise OptionError(f"cannot pronounce {w!r} in the transcript: spell it out")
-                decoder.add_word(w, pron, True)
+        unknown = sorted(w for w in set(words) if decoder.lookup_word(w) is None)
+        for w, pron in zip(unknown, _pronounce(unknown), strict=True):
+            if pron is None:
+                raise OptionError(f"cannot pronounce {w!r} in the transcript: spell it out")
+            decoder.add_word(w, pron, True)
         try:
             decoder.set_align_text(" ".join(words))
             _decode(decoder, pcm)

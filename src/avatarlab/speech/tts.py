@@ -355,10 +355,12 @@ def _signals_held(job: _Job) -> Iterator[None]:
     finally:
         for held_sig, handler in held.items():
             signal.signal(held_sig, handler)
-    for signum in dict.fromkeys(job.signals):
-        signal.raise_signal(signum)
-    if job.signals:  # the caller's handler returned: the speech is still cut short
-        raise KeyboardInterrupt
+        # Delivered even when the body raised (espeak stopped by the note fails the
+        # call): the interrupt wins over that error, as it would without the hold.
+        for signum in dict.fromkeys(job.signals):
+            signal.raise_signal(signum)
+        if job.signals:  # the caller's handler returned: the speech is still cut short
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -465,6 +467,11 @@ def text_to_phonemes(text: str, voice: str = DEFAULT_VOICE) -> list[str]:
     Uses the voice's pronunciation rules without synthesising audio; the
     alignment path uses it to pronounce words missing from CMUdict.
     """
+    return texts_to_phonemes([text], voice)[0]
+
+
+def texts_to_phonemes(texts: list[str], voice: str = DEFAULT_VOICE) -> list[list[str]]:
+    """:func:`text_to_phonemes` of each text, with one espeak-ng load for all of them."""
     with _LOCK, _espeak() as engine:
         engine.set_voice(voice)
-        return engine.text_to_phonemes(text)
+        return [engine.text_to_phonemes(text) for text in texts]

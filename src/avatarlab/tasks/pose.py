@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from avatarlab._util import make_output_folder, track_progress
+from avatarlab._util import check_crf, make_output_folder, track_progress
 from avatarlab.errors import MediaError, OptionError, describe_frames
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class PoseOptions:
             raise OptionError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         if not 1 <= self.max_people <= 16:
             raise OptionError(f"max_people must be between 1 and 16, got {self.max_people}")
-        if not 0 <= self.crf <= 51:
-            raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
+        check_crf(self.crf)
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,7 @@ class PoseAlignOptions:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise OptionError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         _check_choice("render", self.render, Literal["skeleton", "none"])
-        if not 0 <= self.crf <= 51:
-            raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
+        check_crf(self.crf)
 
 
 @dataclass(frozen=True)
@@ -168,9 +166,11 @@ class PoseResult:
     out: Path
     inputs: list[InputPose]
     outputs: list[Path]
+    #: Inputs that could not be read or posed, with the one-line reason (no outputs).
+    failed: list[tuple[Path, str]] = field(default_factory=list)
 
     def describe(self) -> list[str]:
-        """One line per input, then its notes."""
+        """One line per input, then its notes; failed inputs last."""
         lines = []
         for item in self.inputs:
             lines.append(
@@ -178,7 +178,17 @@ class PoseResult:
                 f"nobody in {len(item.empty_frames)}"
             )
             lines.extend(f"  {n}" for n in item.notes)
+        lines.extend(f"{path.name}: failed: {why}" for path, why in self.failed)
         return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (what ``summary.json`` and ``--json`` print)."""
+        return {
+            "out": str(self.out),
+            "inputs": [i.to_dict() for i in self.inputs],
+            "failed": [{"path": str(p), "error": why} for p, why in self.failed],
+            "outputs": [str(p) for p in self.outputs],
+        }
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,23 @@ class _Staging:
         p.parent.mkdir(parents=True, exist_ok=True)
         self.files.append(Path(rel))
         return p
+
+    def mark(self) -> int:
+        """A point to :meth:`drop_since` (the number of files staged so far)."""
+        return len(self.files)
+
+    def drop_since(self, mark: int) -> None:
+        """Forget and delete the files staged after ``mark`` (an input that failed)."""
+        for rel in self.files[mark:]:
+            (self.root / rel).unlink(missing_ok=True)
+        del self.files[mark:]
+
+    @staticmethod
+    def remove_leftovers(out: Path) -> None:
+        """Delete staging folders of killed runs (call under the folder's output lock)."""
+        for old in out.glob(".pose-*"):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
 
     def commit(self) -> list[Path]:
         final = []
@@ -262,19 +289,38 @@ def pose(
     options: PoseOptions | None = None,
 ) -> PoseResult:
     """Find body (and optionally hand and face) keypoints in every input; write files under ``out``."""
+    from avatarlab._outdir import output_lock
+    from avatarlab.errors import AvatarLabError
+
     options = options or PoseOptions()
     files = _media(inputs)
     root = make_output_folder(out)
-    stage = _Staging(root)
-    try:
-        summaries = [_pose_one(path, stage, options) for path in files]
-        summary = stage.path("summary.json")
-        summary.write_text(json.dumps({"inputs": [s.to_dict() for s in summaries]}, indent=1))
-        written = stage.commit()
-    except BaseException:
-        stage.abort()
-        raise
-    return PoseResult(root, summaries, written)
+    with output_lock(root, "pose"):
+        _Staging.remove_leftovers(root)
+        stage = _Staging(root)
+        try:
+            summaries: list[InputPose] = []
+            failed: list[tuple[Path, str]] = []
+            for path in files:  # one unreadable input is recorded; the others go on
+                mark = stage.mark()
+                try:
+                    summaries.append(_pose_one(path, stage, options))
+                except AvatarLabError as err:
+                    stage.drop_since(mark)
+                    failed.append((path, str(err)))
+            if not summaries:
+                reasons = "; ".join(f"{p.name}: {why}" for p, why in failed)
+                raise MediaError(f"no input could be posed ({reasons})")
+            staged = PoseResult(root, summaries, [], failed).to_dict()
+            summary = stage.path("summary.json")
+            summary.write_text(
+                json.dumps({"inputs": staged["inputs"], "failed": staged["failed"]}, indent=1)
+            )
+            written = stage.commit()
+        except BaseException:
+            stage.abort()
+            raise
+    return PoseResult(root, summaries, written, failed)
 
 
 def _estimator_options(
@@ -417,8 +463,7 @@ def pose_align(
     Raises:
         NoPersonError: nobody in the reference, or no driving frame with a person.
     """
-    from avatarlab.body import align_sequence, draw_pose, openpose_filename, write_openpose
-    from avatarlab.media import VideoWriter
+    from avatarlab.body import align_sequence
 
     options = options or PoseAlignOptions()
     ref_path, drv_path = Path(reference), Path(driving)
@@ -440,6 +485,44 @@ def pose_align(
     if used != options.align_frame:
         notes.append(f"frame {options.align_frame} shows no usable person: aligned on frame {used}")
     name = f"{drv_path.stem}_aligned"
+    from avatarlab._outdir import output_lock
+
+    with output_lock(root, "pose align"):
+        _Staging.remove_leftovers(root)
+        written = _write_aligned(
+            root,
+            name,
+            aligned,
+            fps,
+            options,
+            {
+                "reference": str(ref_path),
+                "driving": str(drv_path),
+                "align_frame": used,
+                "scales": scales.scales,
+                "measured": list(scales.measured),
+                "offset": [float(v) for v in scales.offset],
+                "empty_frames": empty,
+                "notes": notes,
+            },
+        )
+    return AlignResult(
+        root, scales.scales, scales.measured, used, len(aligned), empty, written, notes
+    )
+
+
+def _write_aligned(
+    root: Path,
+    name: str,
+    aligned: list[FramePose],
+    fps: float,
+    options: PoseAlignOptions,
+    report: dict[str, Any],
+) -> list[Path]:
+    """Stage and commit the aligned keypoint files, skeleton video and ``align.json``."""
+    from avatarlab.body import draw_pose, openpose_filename, write_openpose
+    from avatarlab.media import VideoWriter
+
     stage = _Staging(root)
     try:
         for fp in aligned:
@@ -448,21 +531,8 @@ def pose_align(
             with VideoWriter(stage.path(f"{name}.mp4"), fps or 25.0, crf=options.crf) as writer:
                 for fp in aligned:
                     writer.write(draw_pose(fp, options.hands, options.face))
-        report = {
-            "reference": str(ref_path),
-            "driving": str(drv_path),
-            "align_frame": used,
-            "scales": scales.scales,
-            "measured": list(scales.measured),
-            "offset": [float(v) for v in scales.offset],
-            "empty_frames": empty,
-            "notes": notes,
-        }
         stage.path("align.json").write_text(json.dumps(report, indent=1))
-        written = stage.commit()
+        return stage.commit()
     except BaseException:
         stage.abort()
         raise
-    return AlignResult(
-        root, scales.scales, scales.measured, used, len(aligned), empty, written, notes
-    )

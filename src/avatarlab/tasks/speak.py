@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarlab._util import track_progress
+from avatarlab._util import check_crf, track_progress
 from avatarlab.engines import ENGINES, Driver, Engine, list_engines, resolve_engine_options
 from avatarlab.engines.base import set_fields
 from avatarlab.errors import OptionError
@@ -42,8 +42,7 @@ def _check_common(engine: str, crf: int) -> None:
                 f"of {', '.join(speakers)} here"
             )
         raise OptionError(f"unknown engine {engine!r}: use one of {', '.join(speakers)}")
-    if not 0 <= crf <= 51:
-        raise OptionError(f"crf must be in 0..51 (0 lossless, 18 visually lossless), got {crf}")
+    check_crf(crf)
 
 
 @dataclass(frozen=True)

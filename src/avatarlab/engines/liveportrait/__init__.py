@@ -8,9 +8,9 @@ keypoint algebra (:mod:`.keypoints`), the crop convention (:mod:`.crop`) and the
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarlab._lazy import lazy_exports
 from avatarlab.engines.liveportrait.checkpoints import CHECKPOINTS, load_part, load_stitching
 from avatarlab.engines.liveportrait.options import LivePortraitOptions
 
@@ -19,17 +19,13 @@ if TYPE_CHECKING:
     from avatarlab.engines.liveportrait.model import LivePortraitModels
 
 _LAZY = {
-    "LivePortraitAvatar": "engine",
-    "LivePortraitEngine": "engine",
-    "LivePortraitModels": "model",
+    "LivePortraitAvatar": ".engine",
+    "LivePortraitEngine": ".engine",
+    "LivePortraitModels": ".model",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f"avatarlab.engines.liveportrait.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

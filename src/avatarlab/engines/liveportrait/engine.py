@@ -248,14 +248,9 @@ class LivePortraitEngine:
     def _hold_image(
         self, avatar: LivePortraitAvatar, driver: MotionDriver, options: ReenactOptions
     ) -> Iterator[Frame]:
-        from avatarlab.face import face_mesh, mesh_to_68
+        from avatarlab.face import mesh_to_68
 
-        image = driver.image_frame()
-        mesh = face_mesh(image)
-        if mesh is None:
-            raise NoFaceError(
-                "no face found in the driving image: use a picture where one face is visible"
-            )
+        image, mesh = driver.image_mesh()
         box = C.driving_crop_matrix(mesh_to_68(mesh)[:, :2], DRIVING_SCALE, DRIVING_VY)
         run = _Run(self, avatar, options, first=(avatar.info, avatar.rotation))
         run.box = box

@@ -29,22 +29,19 @@ measures the benchmark reports (AKD, APD, AED, opening correlations).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarlab._lazy import lazy_exports
 from avatarlab.engines.reenact.driver import MotionDriver
 from avatarlab.engines.reenact.options import FaceReenactOptions, ReenactOptions
 
 if TYPE_CHECKING:
     from avatarlab.engines.reenact.engine import ReenactAvatar, ReenactEngine
 
-_LAZY = {"ReenactAvatar": "engine", "ReenactEngine": "engine"}
+_LAZY = {"ReenactAvatar": ".engine", "ReenactEngine": ".engine"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"avatarlab.engines.reenact.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["FaceReenactOptions", "MotionDriver", "ReenactAvatar", "ReenactEngine", "ReenactOptions"]

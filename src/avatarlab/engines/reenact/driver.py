@@ -98,6 +98,23 @@ class MotionDriver:
 
         return read_image(self.image)
 
+    def image_mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """The driving image and its 478-point face mesh (:func:`avatarlab.face.face_mesh`).
+
+        Raises:
+            NoFaceError: no face in the image.
+        """
+        from avatarlab.errors import NoFaceError
+        from avatarlab.face import face_mesh
+
+        image = self.image_frame()
+        mesh = face_mesh(image)
+        if mesh is None:
+            raise NoFaceError(
+                "no face found in the driving image: use a picture where one face is visible"
+            )
+        return image, mesh
+
     def frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """``(frame, t)`` of every driving video or live frame, in order."""
         if self.video is not None:

@@ -275,14 +275,7 @@ class ReenactEngine:
         self, avatar: ReenactAvatar, driver: MotionDriver, options: ReenactOptions
     ) -> Iterator[Frame]:
         """An image driver: ease into its expression, hold it, blink now and then."""
-        from avatarlab.face import face_mesh
-
-        image = driver.image_frame()
-        mesh = face_mesh(image)
-        if mesh is None:
-            raise NoFaceError(
-                "no face found in the driving image: use a picture where one face is visible"
-            )
+        _, mesh = driver.image_mesh()
         target = FaceGeometry.from_mesh(mesh)
         session = _Session(self, avatar, options)
         source = session.first.geometry

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from avatarlab._util import check_crf
 from avatarlab.errors import OptionError
 
 Region = Literal["all", "expression", "pose", "lips", "eyes"]
@@ -85,10 +86,7 @@ class ReenactOptions:
             raise OptionError(f"loop must be loop or stop, got {self.loop!r}")
         if not 0.2 <= self.duration <= 600.0:
             raise OptionError(f"duration must be in 0.2..600 seconds, got {self.duration}")
-        if not 0 <= self.crf <= 51:
-            raise OptionError(
-                f"crf must be in 0..51 (0 lossless, 18 visually lossless), got {self.crf}"
-            )
+        check_crf(self.crf)
         if self.audio not in ("driving", "none") and not os.path.isfile(self.audio):
             raise OptionError(
                 f"audio must be driving, none or an existing audio file, got {self.audio!r}"

@@ -8,22 +8,19 @@ See :mod:`avatarlab.engines.warp.engine`; parts: :mod:`.topology` (triangulation
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarlab._lazy import lazy_exports
 from avatarlab.engines.warp.options import WarpOptions
 
 if TYPE_CHECKING:
     from avatarlab.engines.warp.engine import WarpAvatar, WarpEngine
     from avatarlab.engines.warp.rig import FaceRig, Pose
 
-_LAZY = {"WarpAvatar": "engine", "WarpEngine": "engine", "FaceRig": "rig", "Pose": "rig"}
+_LAZY = {"WarpAvatar": ".engine", "WarpEngine": ".engine", "FaceRig": ".rig", "Pose": ".rig"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"avatarlab.engines.warp.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["FaceRig", "Pose", "WarpAvatar", "WarpEngine", "WarpOptions"]

@@ -7,9 +7,9 @@ Importing this package registers the official checkpoints (``wav2lip.pth``,
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarlab._lazy import lazy_exports
 from avatarlab.engines.wav2lip.checkpoints import (
     LIPSYNC_EXPERT,
     WAV2LIP,
@@ -28,20 +28,16 @@ if TYPE_CHECKING:
     from avatarlab.engines.wav2lip.options import Wav2LipOptions
 
 _LAZY = {
-    "Wav2Lip": "model",
-    "SyncNetColor": "model",
-    "Wav2LipAvatar": "engine",
-    "Wav2LipEngine": "engine",
-    "Wav2LipOptions": "options",
-    "wav2lip_dub": "engine",
+    "Wav2Lip": ".model",
+    "SyncNetColor": ".model",
+    "Wav2LipAvatar": ".engine",
+    "Wav2LipEngine": ".engine",
+    "Wav2LipOptions": ".options",
+    "wav2lip_dub": ".engine",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f"avatarlab.engines.wav2lip.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
