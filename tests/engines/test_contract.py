@@ -41,13 +41,9 @@ def _wav2lip_weights(folder: Path) -> dict[str, Any]:
 
 
 def _liveportrait_weights(folder: Path) -> dict[str, Any]:
-    from avatarlab.engines._fill import fill_state_dict
-    from avatarlab.engines.liveportrait.checkpoints import BASE_PARTS, save_official_layout
-    from avatarlab.engines.liveportrait.networks import build
+    from tests.engines._lp_weights import liveportrait_fill_weights
 
-    base = {p: fill_state_dict(build(p), "B") for p in BASE_PARTS}
-    mlps = {n: fill_state_dict(build(n), "B") for n in ("stitching", "lip", "eye")}
-    return {"checkpoint": str(save_official_layout(folder, base, mlps)), "device": "cpu"}
+    return {"checkpoint": str(liveportrait_fill_weights()), "device": "cpu"}
 
 
 WEIGHTS: dict[str, Callable[[Path], dict[str, Any]]] = {

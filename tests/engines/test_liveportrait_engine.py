@@ -17,21 +17,16 @@ import pytest
 import torch
 
 from avatarlab.engines import get_engine
-from avatarlab.engines._fill import fill_state_dict
-from avatarlab.engines.liveportrait.checkpoints import BASE_PARTS, save_official_layout
-from avatarlab.engines.liveportrait.networks import build
 from avatarlab.engines.reenact import MotionDriver, ReenactOptions
 from avatarlab.errors import CheckpointError, MissingWeightsError
+from tests.engines._lp_weights import liveportrait_fill_weights
 
 N_FRAMES = 2
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("lp_weights")
-    base = {p: fill_state_dict(build(p), "B") for p in BASE_PARTS}
-    mlps = {n: fill_state_dict(build(n), "B") for n in ("stitching", "lip", "eye")}
-    return save_official_layout(folder, base, mlps)
+def weights() -> Path:
+    return liveportrait_fill_weights()
 
 
 @pytest.fixture(scope="module")
