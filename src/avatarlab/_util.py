@@ -244,19 +244,19 @@ def make_output_folder(path: str | os.PathLike[str], *, create: bool = True) -> 
     """
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
-        raise OptionError(f"output folder {str(out)!r} is a file: pass a folder with -o")
+        raise OptionError(f"output folder {str(out)!r} is a file: give a folder (-o on the command line)")
     probe = out
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
         raise OptionError(
             f"cannot create output folder {str(out)!r}: {str(probe)!r} is not a folder; "
-            "pass another folder with -o"
+            "give another output folder"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OptionError(
             f"cannot write output folder {str(out)!r}: {str(probe)!r} is not writable; "
-            "pass another folder with -o"
+            "give another output folder"
         )
     if create:
         try:
@@ -264,6 +264,6 @@ def make_output_folder(path: str | os.PathLike[str], *, create: bool = True) -> 
         except OSError as err:
             raise OptionError(
                 f"cannot create output folder {str(out)!r} ({err.strerror or err}): "
-                "pass another folder with -o"
+                "give another output folder"
             ) from err
     return out

@@ -249,7 +249,7 @@ def test_resume_refuses_other_output_options(tmp_path: Path) -> None:
         pipeline.check_output_options(tmp_path, PrepareOptions(size=256, fps=50.0, preset="hdtf"))
     message = str(err.value)
     assert "prepared with preset=wav2lip, size=96, fps=25.0" in message
-    assert "use another -o folder or the same options" in message
+    assert "use another output folder or the same options" in message
     (tmp_path / pipeline.OPTIONS_NAME).write_text("{broken")
     with pytest.raises(MediaError, match="unreadable"):
         pipeline.check_output_options(tmp_path, first)

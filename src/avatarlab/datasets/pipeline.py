@@ -950,7 +950,7 @@ def check_output_options(out: Path, options: PrepareOptions) -> None:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise MediaError(
-            f"{path} is unreadable ({err}): use another -o folder, or delete {out} to start over"
+            f"{path} is unreadable ({err}): use another output folder, or delete {out} to start over"
         ) from None
     differ = [k for k, v in wanted.items() if k in stored and stored[k] != v]
     if differ:
@@ -958,7 +958,7 @@ def check_output_options(out: Path, options: PrepareOptions) -> None:
         now = ", ".join(f"{k}={wanted[k]}" for k in differ)
         raise OptionError(
             f"{out} was prepared with {was} (this run asks for {now}); "
-            "use another -o folder or the same options"
+            "use another output folder or the same options"
         )
 
 
