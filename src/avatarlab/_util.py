@@ -244,7 +244,9 @@ def make_output_folder(path: str | os.PathLike[str], *, create: bool = True) -> 
     """
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
-        raise OptionError(f"output folder {str(out)!r} is a file: give a folder (-o on the command line)")
+        raise OptionError(
+            f"output folder {str(out)!r} is a file: give a folder (-o on the command line)"
+        )
     probe = out
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
