@@ -53,16 +53,22 @@ def analyse(frames: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {"p68": p68, "pose": pose, "mesh": mesh}
 
 
+def _mean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
 def score(gen: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str, float]:
     from avatarlab.engines.reenact import scores as S
+    from avatarlab.metrics import reenactment as R
 
     return {
-        "akd": S.akd(gen["p68"], real["p68"]),
+        "akd": _mean(R.keypoint_distance(gen["p68"], real["p68"])[1]),
         "mouth_r": S.pearson(S.mouth_opening(gen["p68"]), S.mouth_opening(real["p68"])),
         "eye_r": S.pearson(S.eye_opening(gen["p68"]), S.eye_opening(real["p68"])),
         "yaw_r": S.pearson(gen["pose"][:, 0], real["pose"][:, 0]),
-        "apd": S.apd(gen["pose"], real["pose"]),
-        "aed": S.aed(gen["mesh"], real["mesh"]),
+        "apd": _mean(R.pose_distance(gen["pose"], real["pose"]).mean(-1)),
+        "aed": _mean(R.expression_distance(gen["mesh"], real["mesh"])),
     }
 
 

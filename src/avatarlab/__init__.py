@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from avatarlab.tasks.evaluate import EvalOptions, evaluate
     from avatarlab.tasks.faces import CropOptions, crop_faces
     from avatarlab.tasks.pose import PoseAlignOptions, PoseOptions, pose, pose_align
+    from avatarlab.tasks.postprocess import PostOptions
     from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
     from avatarlab.tasks.reenact import ReenactOptions, reenact
     from avatarlab.tasks.speak import DubOptions, SpeakOptions, dub, speak
@@ -67,6 +68,7 @@ _LAZY = {
     "pose": "avatarlab.tasks",
     "enhance": "avatarlab.tasks",
     "EnhanceOptions": "avatarlab.tasks",
+    "PostOptions": "avatarlab.tasks",
     "reenact": "avatarlab.tasks",
     "ReenactOptions": "avatarlab.tasks",
     "pose_align": "avatarlab.tasks",
@@ -95,6 +97,7 @@ __all__ = [
     "NoPersonError",
     "PoseAlignOptions",
     "PoseOptions",
+    "PostOptions",
     "NoVideoError",
     "OptionError",
     "PrepareOptions",

@@ -45,6 +45,10 @@ class Checkpoint:
     """Name of the state-dict layout (:func:`register_architecture`) the file holds."""
     license: str = ""
     """The weights' licence as published, with non-commercial terms stated."""
+    package_file: str = ""
+    """Where the file also ships inside an installed Python package, as
+    ``"package/path/in/it"`` (lpips' ``"lpips/weights/v0.1/alex.pth"``): found through
+    :mod:`importlib` without importing the package, after the cache folder."""
 
 
 Schema = Mapping[str, tuple[int, ...]]
@@ -112,16 +116,51 @@ def cache_dir() -> Path:
 def missing_message(ckpt: Checkpoint, looked: list[Path]) -> str:
     """The one-line explanation shown when a checkpoint file is not found."""
     where = ", ".join(str(p) for p in looked)
+    package = ckpt.package_file.split("/", 1)[0]
+    installed = (
+        f", or install the Python package '{package}' that ships it "
+        f"(pip install --no-deps {package})"
+        if package
+        else ""
+    )
     return (
         f"{ckpt.description} needs the file '{ckpt.filename}' (not found at {where}). "
-        f"Download it from {ckpt.source} and pass its path, or put it in {cache_dir()}."
+        f"Download it from {ckpt.source} and pass its path, or put it in {cache_dir()}"
+        f"{installed}."
     )
 
 
+def package_file(ckpt: Checkpoint) -> Path | None:
+    """``ckpt.package_file`` inside its installed package, or None (package absent).
+
+    ``importlib.util.find_spec`` of a top-level name locates the package without running
+    its ``__init__`` (lpips' imports torchvision, which need not be installed).
+    """
+    import importlib.util
+
+    if not ckpt.package_file:
+        return None
+    package, _, inner = ckpt.package_file.partition("/")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        file = Path(folder) / inner
+        if file.is_file():
+            return file
+    return None
+
+
 def resolve(name: str, path: str | os.PathLike[str] | None = None) -> Path:
-    """Find the file of checkpoint ``name``: ``path`` if given, else the cache folder."""
+    """Find the file of checkpoint ``name``: ``path`` if given, else the cache folder, else
+    the installed package that ships it (``Checkpoint.package_file``)."""
     ckpt = get_checkpoint(name)
     candidates = [Path(path)] if path is not None else [cache_dir() / ckpt.filename]
+    if path is None:
+        shipped = package_file(ckpt)
+        if shipped is not None:
+            candidates.append(shipped)
     for cand in candidates:
         if cand.is_dir():
             cand = cand / ckpt.filename
@@ -363,17 +402,27 @@ def load_into(
     *,
     device: str | torch.device = "cpu",
     trusted: bool = False,
+    unused: tuple[str, ...] = (),
 ) -> torch.nn.Module:
     """Load registered checkpoint ``name`` (at ``path``, else the cache) into ``model``.
 
     Keys and shapes are checked strictly against ``model``; a mismatch raises
     :class:`CheckpointError` naming the first differing keys, what the file looks like
-    instead, and the expected official file. Returns the model on ``device`` in eval mode.
+    instead, and the expected official file. ``unused``: key prefixes of the official
+    file that ``model`` leaves out (a classifier head): they are checked against the
+    checkpoint's registered architecture too, then not loaded. Returns the model on
+    ``device`` in eval mode.
     """
     ckpt = get_checkpoint(name)
     file = resolve(name, path)
     state = read_state_dict(file, trusted=trusted)
-    diff = compare_layout(state, {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if unused:
+        if ckpt.architecture is None:
+            raise ValueError(f"checkpoint {name!r} has no registered architecture for `unused`")
+        layout = architecture_schema(ckpt.architecture)
+        expected.update({k: v for k, v in layout.items() if k.startswith(unused)})
+    diff = compare_layout(state, expected)
     if not diff.ok:
         same_layout = [c for c in known_checkpoints() if c.architecture == ckpt.architecture]
         others = [c for c in matching_checkpoints(state) if c.architecture != ckpt.architecture]
@@ -382,6 +431,8 @@ def load_into(
             f"{file} does not fit the {ckpt.description}: {diff.summary()}.{looks} "
             f"Use the official {_names(same_layout or [ckpt])} from {ckpt.source}."
         )
+    if unused:
+        state = {k: v for k, v in state.items() if not k.startswith(unused)}
     model.load_state_dict(state, strict=False)
     return model.to(device).eval()
 

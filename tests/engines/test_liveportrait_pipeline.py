@@ -100,6 +100,30 @@ def test_batched_motion_equals_frame_by_frame(ref):
     np.testing.assert_allclose(many.numpy(), one.numpy(), atol=1e-6)
 
 
+def test_video_source_keeps_each_frames_scale_and_translation(ref):
+    """Video-to-video (the pipeline with a source video, relative): source frame i gets
+    ``R_d R_d0^T R_s_i``, its own scale and t, and ``exp_s_i + exp_d - exp_d0`` on the
+    absolute mask's entries only."""
+    srcs = [_info(ref, "source"), _info(ref, "driving3")]  # two "source frames"
+    drv = [_info(ref, f"driving{i}") for i in range(3)]
+    for src in srcs:
+        rot_s = _rot(src)
+        first = kpt.driven_keypoints(
+            src, rot_s, drv[0], _rot(drv[0]), drv[0], _rot(drv[0]), source_video=True
+        )
+        np.testing.assert_allclose(first.numpy(), kpt.transform_keypoint(src).numpy(), atol=1e-5)
+        d = drv[2]
+        moved = kpt.driven_keypoints(
+            src, rot_s, d, _rot(d), drv[0], _rot(drv[0]), source_video=True
+        )
+        rot = _rot(d) @ _rot(drv[0]).transpose(1, 2) @ rot_s
+        mask = kpt._absolute_mask()
+        exp = torch.where(mask, src["exp"] + d["exp"] - drv[0]["exp"], src["exp"])
+        t = torch.cat([src["t"][:, :2], torch.zeros_like(src["t"][:, 2:])], dim=1)
+        expected = src["scale"][..., None] * (src["kp"] @ rot + exp) + t[:, None]
+        np.testing.assert_allclose(moved.numpy(), expected.numpy(), atol=1e-5)
+
+
 def test_crop_matrices_match_crop_py(ref):
     for i, pts in enumerate(ref["crop_points68"]):
         np.testing.assert_allclose(

@@ -21,13 +21,18 @@ and the 70-point face, in *source* pixels.
   central person); when it finds nobody, our face detector (which tiles the
   frame) is asked for a face and the pose runs on a person-sized crop around
   it, which finds small and far people the whole-frame detector misses. With
-  ``max_people > 1`` each person is followed by its own pose graph on a crop
-  around its last box; new people are found from faces (every
-  ``REDETECT_EVERY`` frames) that no followed person covers. Ids are stable while a
-  person stays found and are never reused. People whose face the detector
-  cannot see (turned away) are found only in the single-person mode.
+  ``max_people > 1`` each person is followed by a pose graph on a crop
+  around their last box; new people are found from faces (every
+  ``REDETECT_EVERY`` frames, and every frame while someone is missing) that no
+  followed person covers. Ids come from :class:`avatarlab.body.track.PersonTracker`
+  (Hungarian matching on box IoU and keypoint distance, with motion prediction):
+  they survive a person going unseen for up to ``MAX_GAP`` frames and people
+  crossing or swapping order, and are never reused. People whose face the
+  detector cannot see (turned away) are found only in the single-person mode.
 - Smoothing: One-Euro filters (``avatarlab.face.filters``) in units of the
-  person's height, reset whenever the person is re-acquired.
+  person's height, kept per id (hand and face graphs too); a person back after
+  more than ``SMOOTH_GAP`` unseen frames (and the single person after any miss)
+  starts from scratch.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from avatarlab.body.layouts import (
     mediapipe_to_body25,
     mesh_to_face70,
 )
+from avatarlab.body.track import MAX_GAP, PersonTracker
 from avatarlab.errors import OptionError
 from avatarlab.face import models as face_models
 from avatarlab.face.boxes import (
@@ -80,6 +86,9 @@ REDETECT_EVERY = 5
 
 FACE_HEIGHTS_PER_PERSON = 8.0
 """Side of the square person crop around a detected face, in face-box heights."""
+
+SMOOTH_GAP = 2
+"""A person back after more than this many unseen frames has their smoothing restarted."""
 
 HAND_MATCH = 0.35
 """A found hand is kept when its wrist is within this fraction of the hand crop side of the body's wrist."""
@@ -188,21 +197,19 @@ def _box_of(points: np.ndarray) -> np.ndarray | None:
 
 
 class _Person:
-    """State of one followed person: pose graph (crop mode), hand and face graphs, filter."""
+    """State kept per person id: hand and face graphs, last face box, One-Euro filter."""
 
-    def __init__(self, pid: int, options: EstimatorOptions, crop_mode: bool) -> None:
+    def __init__(self, pid: int, options: EstimatorOptions) -> None:
         self.id = pid
         self.options = options
-        self.pose = _models.new_pose(options.static) if crop_mode else None
         self.hands: list[Any | None] = [None, None]
         self.mesh: Any | None = None
         self.mesh_box: np.ndarray | None = None
-        self.box: np.ndarray | None = None
         self.filter = OneEuroFilter(options.min_cutoff, options.beta, options.d_cutoff)
         self.unit: float | None = None
 
     def close(self) -> None:
-        for graph in (self.pose, self.mesh, *self.hands):
+        for graph in (self.mesh, *self.hands):
             if graph is not None:
                 graph.close()
 
@@ -212,11 +219,25 @@ class _Person:
         self.unit = None
         self.mesh_box = None
 
+
+class _Follower:
+    """A pose graph following one person on a crop around their last box (several people).
+
+    Followers carry no id: whoever a follower finds is matched to an id by the
+    tracker, so a follower that drifts to a neighbour cannot take the id with it.
+    """
+
+    def __init__(self, options: EstimatorOptions) -> None:
+        self.pose = _models.new_pose(options.static)
+        self.box: np.ndarray | None = None
+
+    def close(self) -> None:
+        self.pose.close()
+
     def pose_in_crop(
         self, frame: np.ndarray, cx: float, cy: float, side: float
     ) -> np.ndarray | None:
-        """This person's ``(33, 3)`` pose in frame pixels from a crop (crop mode), or None."""
-        assert self.pose is not None
+        """The ``(33, 3)`` pose in frame pixels from a crop, or None."""
         size = PERSON_CROP_SIDE
         crop, matrix = crop_square(frame, cx, cy, side, size)
         norm = _pose_points(self.pose.process(crop))
@@ -226,6 +247,10 @@ class _Person:
         out = norm.copy()
         out[:, :2] = crop_to_frame(xyz, matrix, size)[:, :2]
         return out
+
+
+_Found = tuple[_Follower, np.ndarray, np.ndarray]
+"""A follower, the ``(33, 3)`` pose it found and the pose's ``(4,)`` box."""
 
 
 class PoseEstimator:
@@ -238,9 +263,11 @@ class PoseEstimator:
         self._fallback: Any | None = None  # static pose graph for face-found crops
         self._fallback_hit = False  # the last frame's person came from a face crop
         self._detector = FaceDetector("auto", min_score=0.5)
-        self._people: list[_Person] = []
+        self._followers: list[_Follower] = []
+        self._idle: list[_Follower] = []  # graphs that lost their person, for newcomers
+        self._people: dict[int, _Person] = {}
+        self._tracker = PersonTracker(self.options.min_confidence, MAX_GAP)
         self._single: _Person | None = None
-        self._next_id = 0
         self._index = -1
         self._t: float | None = None
 
@@ -249,8 +276,9 @@ class PoseEstimator:
         for graph in (self._main, self._fallback):
             if graph is not None:
                 graph.close()
-        for person in self._people + ([self._single] if self._single else []):
-            person.close()
+        for graph in (*self._followers, *self._idle, *self._people.values(), self._single):
+            if graph is not None:
+                graph.close()
 
     def __enter__(self) -> PoseEstimator:
         return self
@@ -291,7 +319,7 @@ class PoseEstimator:
             pts = self._from_faces(frame)
             self._fallback_hit = pts is not None
         if self._single is None:
-            self._single = _Person(0, self.options, crop_mode=False)
+            self._single = _Person(0, self.options)
         if pts is None:
             self._single.reset_tracking()
             return []
@@ -313,46 +341,65 @@ class PoseEstimator:
         return norm
 
     def _multi_people(self, frame: np.ndarray) -> list[tuple[_Person, np.ndarray]]:
-        found: list[tuple[_Person, np.ndarray]] = []
-        kept: list[_Person] = []
-        for person in self._people:
-            assert person.box is not None
-            cx, cy, side = square_around(person.box, 1.5)
-            pts = person.pose_in_crop(frame, cx, cy, side)
+        found: list[_Found] = []
+        dropped = False
+        for follower in self._followers:
+            assert follower.box is not None
+            pts = follower.pose_in_crop(frame, *square_around(follower.box, 1.5))
             box = None if pts is None else _box_of(pts[pts[:, 2] >= self.options.min_confidence])
-            if pts is None or box is None or any(iou(box, b) > 0.5 for _, b in _boxes(found)):
-                person.close()
-                continue
-            person.box = box
-            kept.append(person)
-            found.append((person, pts))
-        self._people = kept
-        look = self.options.static or self._index % REDETECT_EVERY == 0 or not kept
-        if look and len(kept) < self.options.max_people:
+            dropped |= pts is None or box is None
+            if pts is None or box is None:
+                self._idle.append(follower)  # lost its person: its graph starts afresh
+            elif any(iou(box, b) > 0.5 for _, _, b in found):
+                follower.close()  # followed someone else's person
+            else:
+                follower.box = box
+                found.append((follower, pts, box))
+        self._followers = [f for f, _, _ in found]
+        look = (
+            self.options.static
+            or self._index % REDETECT_EVERY == 0
+            or dropped
+            or self._tracker.lost
+        )
+        if look and len(found) < self.options.max_people:
             found.extend(self._newcomers(frame, found))
-        return found
+        assigned, retired = self._tracker.update(
+            self._index, [b for _, _, b in found], [p for _, p, _ in found]
+        )
+        for pid in retired:
+            person = self._people.pop(pid, None)
+            if person is not None:
+                person.close()
+        out: list[tuple[_Person, np.ndarray]] = []
+        for (_, pts, _), a in zip(found, assigned, strict=True):
+            person = self._people.get(a.id)
+            if person is None:
+                person = self._people[a.id] = _Person(a.id, self.options)
+            elif a.gap > SMOOTH_GAP:
+                person.reset_tracking()
+            out.append((person, pts))
+        return out
 
-    def _newcomers(
-        self, frame: np.ndarray, found: list[tuple[_Person, np.ndarray]]
-    ) -> list[tuple[_Person, np.ndarray]]:
-        """People whose faces no followed person covers; each gets a new id."""
-        new: list[tuple[_Person, np.ndarray]] = []
+    def _newcomers(self, frame: np.ndarray, found: list[_Found]) -> list[_Found]:
+        """People whose faces no followed person covers; each gets a follower."""
+        new: list[_Found] = []
         for face in self._detector.detect(frame):
-            if len(self._people) >= self.options.max_people:
+            if len(found) + len(new) >= self.options.max_people:
                 break
             centre = 0.5 * (face.box[:2] + face.box[2:])
-            if any(_inside(centre, b) for _, b in _boxes(found + new)):
+            boxes = [b for _, _, b in found + new]
+            if any(_inside(centre, b) for b in boxes):
                 continue
-            person = _Person(self._next_id, self.options, crop_mode=True)
-            pts = person.pose_in_crop(_hide(frame, _boxes(found + new)), *_person_square(face))
+            follower = self._idle.pop() if self._idle else _Follower(self.options)
+            pts = follower.pose_in_crop(_hide(frame, boxes), *_person_square(face))
             box = None if pts is None else _box_of(pts[pts[:, 2] >= self.options.min_confidence])
             if pts is None or box is None or not _inside(centre, _grow(box, 0.15)):
-                person.close()
+                self._idle.append(follower)
                 continue
-            self._next_id += 1
-            person.box = box
-            self._people.append(person)
-            new.append((person, pts))
+            follower.box = box
+            self._followers.append(follower)
+            new.append((follower, pts, box))
         return new
 
     def _finish(self, frame: np.ndarray, person: _Person, pts: np.ndarray, t: float) -> Person:
@@ -520,24 +567,20 @@ def _person_square(face: Detection) -> tuple[float, float, float]:
     return 0.5 * (x0 + x1), y0 - 0.5 * fh + 0.5 * side, side
 
 
-def _hide(frame: np.ndarray, people: list[tuple[_Person, np.ndarray]]) -> np.ndarray:
+def _hide(frame: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
     """A copy of ``frame`` with the (slightly grown) boxes of people already found painted grey.
 
     A newcomer's crop often shows a neighbour too, and the single-person pose
     model would lock on to whoever it likes best.
     """
-    if not people:
+    if not boxes:
         return frame
     out = frame.copy()
     h, w = frame.shape[:2]
-    for _, box in people:
+    for box in boxes:
         x0, y0, x1, y1 = _grow(box, 0.1)
         out[max(0, int(y0)) : min(h, int(y1) + 1), max(0, int(x0)) : min(w, int(x1) + 1)] = 128
     return out
-
-
-def _boxes(found: list[tuple[_Person, np.ndarray]]) -> list[tuple[_Person, np.ndarray]]:
-    return [(p, p.box) for p, _ in found if p.box is not None]
 
 
 def _inside(point: np.ndarray, box: np.ndarray) -> bool:

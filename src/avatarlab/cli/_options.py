@@ -120,16 +120,20 @@ def flags_of(
     names: Mapping[str, Sequence[str]] | None = None,
     choices: Mapping[str, Sequence[str]] | None = None,
     owner: str | None = None,
+    prefix: str = "",
 ) -> list[Flag]:
     """The flags of dataclass ``cls``'s fields.
 
     Args:
-        skip: fields that get no flag (set by the command itself).
+        skip: fields that get no flag (set by the command itself, or nested options).
         names: extra flag names per field (``{"avatars": ["--avatar"]}``), kept from
             earlier releases; for a ``bool`` field, its switch pair instead of
             ``--x/--no-x`` (``{"relative": ["--relative/--absolute"]}``).
         choices: allowed values of ``str`` fields known only at run time (engine names).
         owner: engine whose options these are (recorded in :attr:`Flag.owners`).
+        prefix: put before each field name, for the options of a nested options class
+            (``prefix="enhance_"``: ``fidelity`` -> ``--enhance-fidelity``, value
+            ``enhance_fidelity``; :func:`build` with the same prefix reads them back).
     """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
@@ -140,7 +144,8 @@ def flags_of(
         hint = _typer_type(hints[f.name])
         if choices and f.name in choices:
             hint = Literal[tuple(choices[f.name])]  # type: ignore[valid-type]
-        kebab = "--" + f.name.replace("_", "-")
+        name = prefix + f.name
+        kebab = "--" + name.replace("_", "-")
         extra = tuple((names or {}).get(f.name, ()))
         if hint is bool:  # a switch pair; ``names`` may spell it otherwise ("--a/--b")
             decls: tuple[str, ...] = extra or (f"{kebab}/--no-{kebab[2:]}",)
@@ -148,7 +153,7 @@ def flags_of(
             decls = (kebab, *extra)
         doc = docs.get(f.name, "")
         owners = (owner,) if owner else ()
-        out.append(Flag(f.name, hint, _default(f), doc, decls, owners))
+        out.append(Flag(name, hint, _default(f), doc, decls, owners))
     return out
 
 
@@ -287,15 +292,17 @@ def with_options(
     return decorate
 
 
-def pick(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
-    """The entries of ``values`` that are fields of dataclass ``cls``."""
+def pick(values: Mapping[str, Any], cls: type, prefix: str = "") -> dict[str, Any]:
+    """The entries of ``values`` that are fields of dataclass ``cls`` (named ``prefix`` +
+    field in ``values``), keyed by field name."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in values.items() if k in names}
+    n = len(prefix)
+    return {k[n:]: v for k, v in values.items() if k.startswith(prefix) and k[n:] in names}
 
 
-def build(cls: type[Any], values: Mapping[str, Any]) -> Any:
-    """``cls(**pick(values, cls))``: the options the user gave, the class's defaults else."""
-    return cls(**pick(values, cls))
+def build(cls: type[Any], values: Mapping[str, Any], prefix: str = "") -> Any:
+    """``cls(**pick(values, cls, prefix))``: the options the user gave, the class's defaults else."""
+    return cls(**pick(values, cls, prefix))
 
 
 def engine_flags(drives: str) -> list[Flag]:

@@ -9,6 +9,7 @@ import typer
 
 from avatarlab.cli._app import AS_JSON, app, console, note, print_json
 from avatarlab.cli._options import Flag, build, engine_flags, engine_values, flags_of, with_options
+from avatarlab.cli.speak import post_flags, post_values
 from avatarlab.engines import list_engines
 from avatarlab.engines.reenact.options import ReenactOptions
 
@@ -28,7 +29,10 @@ def _task_flags() -> list[Flag]:
 
 @app.command()
 @with_options(
-    ("Task", _task_flags), ("Engine", lambda: engine_flags("motion")), engines=motion_engines
+    ("Task", _task_flags),
+    ("Post-processing", post_flags),
+    ("Engine", lambda: engine_flags("motion")),
+    engines=motion_engines,
 )
 def reenact(
     source: Path = typer.Option(..., "--source", help="Portrait, or a video whose motion is kept."),
@@ -43,12 +47,14 @@ def reenact(
     """Make a portrait or a video follow a driving face (motion relative to its first frame)."""
     from avatarlab.tasks.reenact import reenact as run
 
+    post, values = post_values(values)
     result = run(
         source,
         driving,
         out=out,
         options=build(ReenactOptions, values),
         engine_options=engine_values(values, ReenactOptions),
+        post=post,
     )
     if as_json:
         print_json(result.to_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,18 @@ from avatarlab.cli.speak import speech_engine_flags, speech_engines
 from avatarlab.engines import list_engines
 from avatarlab.serve.options import ServeOptions
 from avatarlab.tasks.evaluate import EvalOptions
+from avatarlab.tasks.postprocess import BackgroundOptions
 
 
 def _serve_flags() -> list[Flag]:
-    return flags_of(
+    flags = flags_of(
         ServeOptions,
         skip=("engine_options",),
         names={"avatars": ["--avatar"], "extra_hosts": ["--allow-host"]},
         choices={"engine": list_engines("speech")},
     )
+    background = {f.name for f in fields(BackgroundOptions)}  # listed last, as in speak
+    return sorted(flags, key=lambda flag: flag.field in background)
 
 
 @app.command("serve")

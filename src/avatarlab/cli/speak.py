@@ -2,20 +2,36 @@
 
 A flag that only some engines have says which in its help; setting one the chosen
 engine lacks is refused by the tasks layer with one line listing that engine's
-options (``--engine wav2lip --head-motion 0.3``).
+options (``--engine wav2lip --head-motion 0.3``). The post-processing flags
+(``--enhance``, ``--background``, and the restorer's settings as ``--enhance-*`` from
+``EnhanceOptions``) are shared with ``reenact``.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from avatarlab.cli._app import AS_JSON, app, console, note, print_json
-from avatarlab.cli._options import Flag, build, engine_flags, engine_values, flags_of, with_options
+from avatarlab.cli._options import (
+    Flag,
+    build,
+    engine_flags,
+    engine_values,
+    flags_of,
+    pick,
+    with_options,
+)
 from avatarlab.engines import list_engines
+from avatarlab.tasks.enhance import EnhanceOptions
+from avatarlab.tasks.postprocess import BackgroundOptions, PostOptions
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions
+
+ENHANCER_PREFIX = "enhance_"
+"""``EnhanceOptions.fidelity`` is ``--enhance-fidelity`` here (``enhance_fidelity`` in TOML)."""
 
 
 def speech_engines() -> list[str]:
@@ -31,6 +47,24 @@ def speech_engine_flags() -> list[Flag]:
 def task_flags(cls: type) -> list[Flag]:
     """The task's own flags; ``--engine`` offers the registered engines."""
     return flags_of(cls, choices={"engine": list_engines("speech")})
+
+
+def post_flags() -> list[Flag]:
+    """``PostOptions``' flags, its ``enhancer`` as ``--enhance-*`` flags of ``EnhanceOptions``
+    (without ``model``, which ``--enhance`` names, and ``upscale``: the size is kept)."""
+    background = [f.name for f in fields(BackgroundOptions)]
+    enhance = flags_of(PostOptions, skip=("enhancer", *background))
+    enhancer = flags_of(EnhanceOptions, skip=("model", "upscale"), prefix=ENHANCER_PREFIX)
+    return enhance + enhancer + flags_of(BackgroundOptions)  # in the order the stages run
+
+
+def post_values(values: dict[str, Any]) -> tuple[PostOptions, dict[str, Any]]:
+    """The ``PostOptions`` of the given values, and the values left for the task and engine."""
+    enhancer = pick(values, EnhanceOptions, ENHANCER_PREFIX)
+    own = pick(values, PostOptions)
+    taken = {*own, *(ENHANCER_PREFIX + k for k in enhancer)}
+    post = PostOptions(**own, enhancer=EnhanceOptions(**enhancer))
+    return post, {k: v for k, v in values.items() if k not in taken}
 
 
 def _report(result: GenerateResult, as_json: bool) -> None:
@@ -49,6 +83,7 @@ def _report(result: GenerateResult, as_json: bool) -> None:
 @app.command()
 @with_options(
     ("Task", lambda: task_flags(SpeakOptions)),
+    ("Post-processing", post_flags),
     ("Engine", speech_engine_flags),
     engines=speech_engines,
 )
@@ -70,6 +105,7 @@ def speak(
 
     if (audio is None) == (text is None):
         raise OptionError('give exactly one of --audio SPEECH or --text "..."')
+    post, values = post_values(values)
     result = run(
         image,
         audio=audio,
@@ -78,6 +114,7 @@ def speak(
         out=out,
         options=build(SpeakOptions, values),
         engine_options=engine_values(values, SpeakOptions),
+        post=post,
     )
     _report(result, as_json)
 
@@ -85,6 +122,7 @@ def speak(
 @app.command()
 @with_options(
     ("Task", lambda: task_flags(DubOptions)),
+    ("Post-processing", post_flags),
     ("Engine", speech_engine_flags),
     engines=speech_engines,
 )
@@ -102,6 +140,7 @@ def dub(
     """Re-lip-sync a talking video to new speech, keeping its head motion and background."""
     from avatarlab.tasks.speak import dub as run
 
+    post, values = post_values(values)
     result = run(
         video,
         audio,
@@ -109,6 +148,7 @@ def dub(
         out=out,
         options=build(DubOptions, values),
         engine_options=engine_values(values, DubOptions),
+        post=post,
     )
     _report(result, as_json)
 

@@ -30,9 +30,9 @@ blends each restored crop with the previous one, warped into the current crop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -363,6 +363,48 @@ class FaceEnhancer:
         blended = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
         self._previous = _Previous(blended, matrix)
         return blended
+
+
+def enhance_tracked(
+    frames: Iterable[tuple[np.ndarray, float]],
+    enhancer: FaceEnhancer,
+    batch: int,
+    missing: list[int] | None = None,
+) -> Iterator[np.ndarray]:
+    """Restore the face of a video: one enhanced frame per ``(frame, t)`` (t in seconds).
+
+    The face tracker follows one face (its One-Euro-smoothed 478 points align the crop, so
+    the crop does not jitter); ``batch`` frames go through the network together. A frame
+    without a face is only resized and its index appended to ``missing``; losing or
+    re-detecting the face resets ``enhancer``'s temporal blending.
+    """
+    from avatarlab.face import FaceTracker
+
+    enhancer.reset()
+    index = 0
+    with FaceTracker() as tracker:
+        for chunk in _chunks(frames, batch):
+            landmarks: list[list[np.ndarray]] = []
+            for frame, t in chunk:
+                state = tracker.update(frame, t)
+                if state is None or state.detected:
+                    enhancer.reset()  # lost or re-acquired: the previous crop is stale
+                if state is None and missing is not None:
+                    missing.append(index)
+                index += 1
+                landmarks.append([] if state is None else [state.landmarks])
+            yield from enhancer.enhance([f for f, _ in chunk], landmarks)
+
+
+def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

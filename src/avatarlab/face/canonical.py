@@ -232,3 +232,36 @@ def derive_canonical_model(meshes: np.ndarray, iterations: int = 10) -> np.ndarr
     placed = s * mean @ r.T + t
     mirrored = placed * np.array([-1.0, 1.0, 1.0])
     return (placed + mirrored[MIRROR]) / 2
+
+
+def canonical_meshes(meshes: np.ndarray) -> np.ndarray:
+    """Pose-free meshes: each pixel mesh in the canonical face's frame (about centimetres).
+
+    ``meshes``: ``(N, P, 3)`` pixel meshes (P = 468 or 478, z in pixel scale as the
+    tracker gives it). Each frame's similarity ``pix = s R h + t`` is fitted (Umeyama, no
+    reflection, as :func:`similarity_fit`) on ``RIGID_POINTS`` against
+    ``CANONICAL_FACE_3D`` and inverted, ``h = R^T (pix - t) / s``, so head pose, position
+    and face size drop out and what is left is expression (plus the person's own shape).
+    Returns ``(N, P, 3)`` float64; rows whose rigid points are not all finite are NaN.
+    """
+    pix = np.asarray(meshes, dtype=np.float64)
+    if pix.ndim != 3 or pix.shape[1] < len(CANONICAL_FACE_3D) or pix.shape[2] != 3:
+        raise ValueError(f"meshes must be (N, 468 or 478, 3), got {pix.shape}")
+    out = np.full(pix.shape, np.nan)
+    dst = pix[:, RIGID_POINTS]
+    ok = np.isfinite(dst).all(axis=(1, 2))
+    if not ok.any():
+        return out
+    dst = dst[ok]
+    src = CANONICAL_FACE_3D[RIGID_POINTS]
+    ms, md = src.mean(0), dst.mean(1)
+    a, b = src - ms, dst - md[:, None]
+    u, sv, vt = np.linalg.svd(np.einsum("nki,kj->nij", b, a))
+    d = np.ones((len(dst), 3))
+    d[:, 2] = np.sign(np.linalg.det(u @ vt))
+    rot = (u * d[:, None, :]) @ vt
+    scale = (sv * d).sum(1) / (a**2).sum()
+    shift = md - scale[:, None] * np.einsum("nij,j->ni", rot, ms)
+    head = np.einsum("npi,nij->npj", pix[ok] - shift[:, None], rot) / scale[:, None, None]
+    out[ok] = head
+    return out

@@ -25,6 +25,16 @@ def landmarks68(track: Any, role: str) -> np.ndarray:
     return points
 
 
+def mesh(track: Any, role: str) -> np.ndarray:
+    """``(N, 478 | 468, 3)`` float64 pixel meshes of ``track`` (NaN rows: no face)."""
+    if track is None:
+        raise OptionError(f"this metric needs the {role} face track: run it with face tracking")
+    points = np.asarray(getattr(track, "landmarks", track), dtype=np.float64)
+    if points.ndim != 3 or points.shape[1] not in (468, 478) or points.shape[2] != 3:
+        raise OptionError(f"{role} mesh must be (N, 468 or 478, 3), got {points.shape}")
+    return points
+
+
 def pose(track: Any, role: str) -> np.ndarray:
     """``(N, 3)`` float64 yaw, pitch, roll in degrees of ``track`` (NaN rows: no face)."""
     if track is None:

@@ -225,6 +225,9 @@ METRICS: Registry[type[Metric]] = Registry("metric", entry_points="avatarlab.met
 
 #: Built-in metrics, imported on first lookup so listing names stays cheap.
 BUILTIN = {
+    "aed": "avatarlab.metrics.reenactment:AEDMetric",
+    "akd": "avatarlab.metrics.reenactment:AKDMetric",
+    "apd": "avatarlab.metrics.reenactment:APDMetric",
     "beat_align": "avatarlab.metrics.motion:BeatAlignMetric",
     "cpbd": "avatarlab.metrics.cpbd:CPBDMetric",
     "csim": "avatarlab.metrics.identity:CSIMMetric",
@@ -232,6 +235,7 @@ BUILTIN = {
     "head_diversity": "avatarlab.metrics.motion:HeadDiversityMetric",
     "is": "avatarlab.metrics.fid:ISMetric",
     "lmd": "avatarlab.metrics.lipsync:LMDMetric",
+    "lpips": "avatarlab.metrics.perceptual:LPIPSMetric",
     "lse": "avatarlab.metrics.syncnet:LSEMetric",
     "ma": "avatarlab.metrics.lipsync:MouthAreaMetric",
     "mae": "avatarlab.metrics.quality:MAEMetric",

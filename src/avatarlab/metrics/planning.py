@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatarlab.errors import MissingWeightsError, OptionError
 from avatarlab.metrics.base import METRICS, Key, Metric, create_metric
+
+if TYPE_CHECKING:
+    from avatarlab.weights import Checkpoint
 
 
 @dataclass(frozen=True)
 class Skip:
     """A metric left out of the run (or out of some clips), with the reason.
 
-    ``file``/``source``: the missing checkpoint's file name and official source.
+    ``file``/``source``: the missing checkpoints' file names and official sources (a
+    metric that needs several names every one that is absent, comma-separated).
     ``clips``: the clips it was skipped for (empty: every clip).
     """
 
@@ -155,17 +159,20 @@ def plan_metrics(
         metric = create_metric(name, **options.get(name, {}))
         req = metric.requires
         conventions.append((name, metric.conventions))
-        missing: Skip | None = None
+        absent: list[tuple[Checkpoint, str]] = []
         for ck_name in req.weights:
             try:
                 resolved[ck_name] = str(resolve(ck_name, user_weights.get(ck_name)))
             except MissingWeightsError as err:
-                ck = get_checkpoint(ck_name)
-                reason = f"needs the {ck.name} checkpoint (weights={{{ck.name!r}: PATH}}): {err}"
-                missing = Skip(name, reason, ck.filename, ck.source)
-                break
-        if missing is not None:
-            skipped.append(missing)
+                absent.append((get_checkpoint(ck_name), str(err)))
+        if absent:
+            reason = "; ".join(
+                f"needs the {ck.name} checkpoint (weights={{{ck.name!r}: PATH}}): {err}"
+                for ck, err in absent
+            )
+            files = ", ".join(ck.filename for ck, _ in absent)
+            sources = ", ".join(ck.source for ck, _ in absent)
+            skipped.append(Skip(name, reason, files, sources))
             continue
         if req.reference and not has_reference:
             skipped.append(Skip(name, "needs a reference video: pass the real clips as ref"))

@@ -319,6 +319,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             options.engine_options,
             options.max_side,
             options.motion_engine if options.camera else None,
+            background=options,
         )
     render_executor = ThreadPoolExecutor(
         max_workers=max(options.max_sessions, os.cpu_count() or 1), thread_name_prefix="render"

@@ -17,6 +17,11 @@ With a ``motion_engine`` (``reenact`` by default in the server) the backend also
 drives avatars with a camera: :meth:`EngineBackend.prepare_motion` analyses a
 portrait for that engine and :meth:`EngineBackend.open_camera` runs it over live
 camera frames (``engine.render(avatar, MotionDriver(live=...))``).
+
+With a ``background`` (:class:`~avatarlab.tasks.postprocess.BackgroundOptions`) every frame
+handed out, speech- or camera-driven, goes through its own
+:class:`~avatarlab.body.masks.BackgroundReplacer` (one per stream, so mask smoothing follows
+that session's frames), after it is scaled to the stream size.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,10 +37,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from avatarlab.body.masks import BackgroundReplacer, parse_background
 from avatarlab.engines.base import Engine
 from avatarlab.errors import OptionError
 from avatarlab.serve.options import AUDIO_RATE, FPS
 from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue, Tick
+from avatarlab.tasks.postprocess import BackgroundOptions
+
+Finish = Callable[[np.ndarray], np.ndarray]
+"""A per-stream last step on each frame (RGB uint8 ``(H, W, 3)`` in and out)."""
 
 
 def stream_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -66,9 +76,14 @@ class EngineStream:
         engine: any engine with ``render_stream(avatar, chunks, sample_rate)``.
         avatar: what ``engine.prepare`` returned; it needs ``fps`` and ``frame_size``.
         max_side: longest side of the frames handed out.
+        finish: applied to each frame at the stream size (the background replacer);
+            closed with the stream when it has a ``close`` method.
     """
 
-    def __init__(self, engine: Engine, avatar: Any, max_side: int) -> None:
+    def __init__(
+        self, engine: Engine, avatar: Any, max_side: int, finish: Finish | None = None
+    ) -> None:
+        self._finish = finish
         self._speech = SpeechQueue()
         self._fed: deque[tuple[np.ndarray, int | None]] = deque()  # per tick, not yet played
         self._frames: deque[np.ndarray] = deque()  # engine frames not yet used
@@ -112,13 +127,17 @@ class EngineStream:
                 self._first += 1
             audio, utterance = self._fed.popleft()
             self._tick += 1
-            return Tick(fit_frame(self._frames[0], self._size), audio, utterance)
+            frame = fit_frame(self._frames[0], self._size)
+            if self._finish is not None:
+                frame = self._finish(frame)
+            return Tick(frame, audio, utterance)
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._gen.close()
+                getattr(self._finish, "close", lambda: None)()
 
 
 class EngineBackend:
@@ -132,13 +151,16 @@ class EngineBackend:
 
         motion_engine: a registered motion engine (``drives == "motion"``) that camera
             driving uses, with its default options; ``None``: no camera driving.
+        background: what replaces the background of every streamed frame (read here,
+            once); ``None`` or no ``background`` set: frames as the engine made them.
 
     Each stream gets a fresh ``seed`` (the options' seed plus the stream number) when
     the engine's options have one, so sessions do not blink and sway in step.
 
     Raises:
         OptionError: unknown engine, bad options, an engine that cannot stream, or a
-            ``motion_engine`` that is not a motion engine.
+            ``motion_engine`` that is not a motion engine. MediaError: an unreadable
+            background image.
     """
 
     def __init__(
@@ -147,6 +169,7 @@ class EngineBackend:
         options: object = None,
         max_side: int = 512,
         motion_engine: str | None = None,
+        background: BackgroundOptions | None = None,
     ) -> None:
         from avatarlab.engines import ENGINES, engine_drives, list_engines, resolve_engine_options
         from avatarlab.engines.base import option_fields
@@ -161,6 +184,9 @@ class EngineBackend:
         self._reseed = "seed" in option_fields(type(self.options))
         self._streams = 0
         self.engine: Engine = cls(self.options)
+        wanted = background.background if background is not None else None
+        self._background = None if wanted is None else parse_background(wanted)
+        self._smoothing = background.mask_smoothing if background is not None else 0.0
         self.motion_engine = motion_engine
         self._motion: Engine | None = None
         self._motion_warm = False
@@ -226,8 +252,20 @@ class EngineBackend:
 
         if self._motion is None:
             raise OptionError("camera driving is off on this server (no motion engine)")
-        for frame in self._motion.render(avatar, MotionDriver(live=frames)):  # type: ignore[arg-type]
-            yield fit_frame(frame, size)
+        finish = self._finish()
+        try:
+            for frame in self._motion.render(avatar, MotionDriver(live=frames)):  # type: ignore[arg-type]
+                fitted = fit_frame(frame, size)
+                yield fitted if finish is None else finish(fitted)
+        finally:
+            if finish is not None:
+                finish.close()
+
+    def _finish(self) -> BackgroundReplacer | None:
+        """A fresh background replacer for one stream, or ``None`` without a background."""
+        if self._background is None:
+            return None
+        return BackgroundReplacer(self._background, self._smoothing)
 
     def open_stream(self, avatar: Any) -> EngineStream:
         """A stream with its own timing (a fresh seed per session when the engine has one)."""
@@ -236,4 +274,4 @@ class EngineBackend:
         if self._reseed:
             seed = self.options.seed + self._streams
             engine = self._cls(replace(self.options, seed=seed))
-        return EngineStream(engine, avatar, self.max_side)
+        return EngineStream(engine, avatar, self.max_side, self._finish())

@@ -9,6 +9,7 @@ from typing import Any
 
 from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
+from avatarlab.tasks.postprocess import BackgroundOptions
 
 FPS = round(DEFAULT_FPS)
 """Video frame rate of every session (frames per second)."""
@@ -20,8 +21,12 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
-class ServeOptions:
+class ServeOptions(BackgroundOptions):
     """How the live server listens, what it accepts and how long sessions live.
+
+    The background fields (``background``, ``mask_smoothing``, from
+    :class:`~avatarlab.tasks.postprocess.BackgroundOptions`) apply to every streamed frame,
+    speech-driven or camera-driven.
 
     Attributes:
         avatars: portraits (images) or videos offered on the page; the first is the default.
@@ -84,6 +89,7 @@ class ServeOptions:
     def __post_init__(self) -> None:
         from avatarlab.engines import resolve_engine_options
 
+        super().__post_init__()
         object.__setattr__(self, "avatars", tuple(Path(p) for p in self.avatars))
         object.__setattr__(self, "extra_hosts", tuple(self.extra_hosts))
         resolve_engine_options(self.engine, self.engine_options)  # fail now, not at start-up

@@ -32,11 +32,14 @@ from avatarlab.tasks.pose import (
     pose,
     pose_align,
 )
+from avatarlab.tasks.postprocess import BackgroundOptions, PostOptions
 from avatarlab.tasks.prepare import PrepareOptions, PrepareRun, prepare
 from avatarlab.tasks.reenact import ReenactOptions, ReenactResult, reenact
 from avatarlab.tasks.speak import DubOptions, GenerateResult, SpeakOptions, dub, speak
 
 __all__ = [
+    "BackgroundOptions",
+    "PostOptions",
     "EnhanceOptions",
     "EnhanceResult",
     "FetchOptions",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from avatarlab.errors import NoFaceError, OptionError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from avatarlab.engines.enhance import FaceEnhancer, Restorer
     from avatarlab.media import MediaInfo
 
@@ -209,38 +207,13 @@ def _enhance_video(
     info: MediaInfo, target: Path, enhancer: FaceEnhancer, batch: int
 ) -> tuple[int, int, list[int]]:
     """Track the face frame by frame, restore in batches, encode; returns counts."""
-    from avatarlab.face import FaceTracker
+    from avatarlab.engines.enhance import enhance_tracked
     from avatarlab.media import VideoWriter, iter_frames, read_audio_with_rate
 
     audio, rate = read_audio_with_rate(info.path, mono=False) if info.has_audio else (None, None)
     missing: list[int] = []
-    faces = frames = 0
-    with (
-        FaceTracker() as tracker,
-        VideoWriter(target, info.fps or 25.0, audio=audio, sample_rate=rate) as writer,
-    ):
-        for chunk in _chunks(iter_frames(info.path), batch):
-            landmarks: list[list[np.ndarray]] = []
-            for frame, t in chunk:
-                state = tracker.update(frame, t)
-                if state is None or state.detected:
-                    enhancer.reset()  # lost or re-acquired: the previous crop is stale
-                if state is None:
-                    missing.append(frames + len(landmarks))
-                landmarks.append([] if state is None else [state.landmarks])
-            for image in enhancer.enhance([f for f, _ in chunk], landmarks):
-                writer.write(image)
-            frames += len(chunk)
-            faces += sum(len(lm) for lm in landmarks)
-    return frames, faces, missing
-
-
-def _chunks(items: Iterator[Any], n: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    with VideoWriter(target, info.fps or 25.0, audio=audio, sample_rate=rate) as writer:
+        for image in enhance_tracked(iter_frames(info.path), enhancer, batch, missing):
+            writer.write(image)
+    frames = writer.frames_written
+    return frames, frames - len(missing), missing

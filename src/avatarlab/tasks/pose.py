@@ -136,7 +136,8 @@ class InputPose:
 
     frames: frames read; empty_frames: indices of frames with nobody;
     most_people: most people in one frame; frame_size: source (W, H);
-    fps: source rate (0 for images); notes: human-readable remarks.
+    fps: source rate (0 for images); notes: human-readable remarks;
+    person_ids: every id given (with ``max_people > 1``; stable across gaps and crossings).
     """
 
     path: Path
@@ -146,6 +147,7 @@ class InputPose:
     frame_size: tuple[int, int]
     fps: float
     notes: list[str] = field(default_factory=list)
+    person_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +158,7 @@ class InputPose:
             "frame_size": list(self.frame_size),
             "fps": self.fps,
             "notes": self.notes,
+            "person_ids": self.person_ids,
         }
 
 
@@ -361,6 +364,7 @@ def _pose_one(path: Path, stage: _Staging, options: PoseOptions) -> InputPose:
     layout: Literal["body25", "coco18"] = "coco18" if options.format == "coco" else "body25"
     poses: list[FramePose] = []
     empty: list[int] = []
+    ids: set[int] = set()
     count = most = tiny = 0
     size = (0, 0)
     with contextlib.ExitStack() as stack:
@@ -383,6 +387,7 @@ def _pose_one(path: Path, stage: _Staging, options: PoseOptions) -> InputPose:
             count += 1
             size = fp.frame_size
             most = max(most, len(fp.people))
+            ids.update(p.id for p in fp.people)
             if fp.empty:
                 empty.append(fp.index)
             tiny += any(p.box[3] - p.box[1] < TINY_PERSON * size[1] for p in fp.people)
@@ -408,7 +413,8 @@ def _pose_one(path: Path, stage: _Staging, options: PoseOptions) -> InputPose:
     if options.format == "dwpose":
         write_dwpose(stage.path(f"dwpose/{name}.npz"), stage.path(f"dwpose/{name}.json"), poses)
     notes = _notes(empty, count, tiny, size, options)
-    return InputPose(path, count, empty, most, size, 0.0 if is_image else fps, notes)
+    person_ids = sorted(ids) if options.max_people > 1 else []
+    return InputPose(path, count, empty, most, size, 0.0 if is_image else fps, notes, person_ids)
 
 
 def _notes(

@@ -29,6 +29,7 @@ from avatarlab.engines.reenact.driver import MotionDriver
 from avatarlab.engines.reenact.options import ReenactOptions
 from avatarlab.errors import OptionError
 from avatarlab.tasks._output import check_output_file
+from avatarlab.tasks.postprocess import PostOptions, Postprocessor
 
 EngineOptions = object | Mapping[str, Any] | None
 
@@ -84,6 +85,7 @@ def reenact(
     out: str | os.PathLike[str],
     options: ReenactOptions | None = None,
     engine_options: EngineOptions = None,
+    post: PostOptions | None = None,
 ) -> ReenactResult:
     """Make the face in ``source`` follow ``driving``; write an MP4 to ``out``.
 
@@ -96,11 +98,14 @@ def reenact(
         out: output video path (``.mp4``).
         options: see :class:`~avatarlab.engines.reenact.ReenactOptions`.
         engine_options: the engine's ``Options`` or a dict of its fields.
+        post: face restoration and background replacement of every frame
+            (:class:`~avatarlab.tasks.postprocess.PostOptions`; default: none).
 
     Raises:
         NoFaceError: no face in the source or the driving clip (naming frames), or a
         source face turned too far. OptionError: bad options, or an engine that does
         not follow faces. MediaError: unreadable inputs or an extreme aspect ratio.
+        MissingWeightsError: the restorer's checkpoint is absent (before any rendering).
     """
     from avatarlab.media import VideoWriter
     from avatarlab.media.writer import check_video_output
@@ -114,13 +119,14 @@ def reenact(
             f"such as 'reenact'"
         )
     engine: Any = get_engine(options.engine, engine_options)
+    stages = Postprocessor(post or PostOptions())
     avatar = engine.prepare(source)
     fps = float(avatar.fps) if avatar.is_video else DEFAULT_FPS
     driver = MotionDriver.from_path(driving, fps=fps, duration=options.duration)
     fps = driver.frame_rate()
     audio, rate, audio_note = _audio(options, driver)
     notes: list[str] = list(avatar.describe())
-    frames = engine.reenact(avatar, driver, options, notes)
+    frames = stages.run(engine.reenact(avatar, driver, options, notes), fps)
     with VideoWriter(out, fps, sample_rate=rate, crf=options.crf) as writer:
         for i, frame in enumerate(track_progress(frames, "reenacting", total=driver.n_frames())):
             if audio is not None and rate is not None:

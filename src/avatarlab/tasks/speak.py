@@ -27,6 +27,7 @@ from avatarlab.engines import ENGINES, Driver, Engine, list_engines, resolve_eng
 from avatarlab.engines.base import set_fields
 from avatarlab.errors import OptionError
 from avatarlab.tasks._output import check_output_file
+from avatarlab.tasks.postprocess import PostOptions, Postprocessor
 
 AudioInput = str | os.PathLike[str] | np.ndarray
 EngineOptions = object | Mapping[str, Any] | None
@@ -163,6 +164,7 @@ def _write(
     out: str | os.PathLike[str],
     crf: int,
     what: str,
+    post: Postprocessor,
 ) -> GenerateResult:
     from avatarlab.media import VideoWriter
 
@@ -171,7 +173,7 @@ def _write(
     n = len(speech.mouth)
     if n == 0:
         raise OptionError("the speech is empty (0 frames long): pass audio or text with speech")
-    frames = engine.render(avatar, Driver(speech=speech))
+    frames = post.run(engine.render(avatar, Driver(speech=speech)), fps)
     with VideoWriter(
         out, fps, audio=speech.audio, sample_rate=speech.sample_rate, crf=crf
     ) as writer:
@@ -193,6 +195,7 @@ def speak(
     out: str | os.PathLike[str],
     options: SpeakOptions | None = None,
     engine_options: EngineOptions = None,
+    post: PostOptions | None = None,
 ) -> GenerateResult:
     """Make the face in ``image`` say ``audio`` or ``text``; write an MP4 to ``out``.
 
@@ -208,18 +211,22 @@ def speak(
         options: see :class:`SpeakOptions`.
         engine_options: the engine's ``Options`` (e.g. ``WarpOptions(seed=1)``) or a
             dict of its fields (``{"seed": 1}``).
+        post: face restoration and background replacement of every frame
+            (:class:`~avatarlab.tasks.postprocess.PostOptions`; default: none).
 
     Raises:
         NoFaceError: no face in ``image``. OptionError: bad options, an option the
         engine does not have, a portrait-only option for a video, or not exactly one
-        of ``audio``/``text``. MediaError: unreadable inputs.
+        of ``audio``/``text``. MediaError: unreadable inputs. MissingWeightsError: the
+        restorer's checkpoint is absent (before any rendering).
     """
     options = options or SpeakOptions()
     driver = _driver(audio, sample_rate, text, options.voice, transcript, options.language)
     _check_output(out)
     engine = _engine(options.engine, engine_options, image)
+    stages = Postprocessor(post or PostOptions())
     avatar = engine.prepare(image)
-    return _write(engine, avatar, driver, out, options.crf, "speaking")
+    return _write(engine, avatar, driver, out, options.crf, "speaking", stages)
 
 
 def dub(
@@ -231,6 +238,7 @@ def dub(
     out: str | os.PathLike[str],
     options: DubOptions | None = None,
     engine_options: EngineOptions = None,
+    post: PostOptions | None = None,
 ) -> GenerateResult:
     """Re-lip-sync ``video`` to the speech in ``audio``; write an MP4 to ``out``.
 
@@ -246,16 +254,19 @@ def dub(
         out: output video path (``.mp4``).
         options: see :class:`DubOptions`.
         engine_options: the engine's ``Options`` or a dict of its fields.
+        post: face restoration and background replacement, as for :func:`speak`.
 
     Raises:
-        NoFaceError: no face in any frame. OptionError, MediaError as for :func:`speak`.
+        NoFaceError: no face in any frame. OptionError, MediaError, MissingWeightsError
+        as for :func:`speak`.
     """
     options = options or DubOptions()
     driver = _driver(audio, sample_rate, None, "en-us", transcript, options.language)
     _check_output(out)
     engine = _engine(options.engine, engine_options, video)
+    stages = Postprocessor(post or PostOptions())
     avatar = engine.prepare(video)
-    return _write(engine, avatar, driver, out, options.crf, "dubbing")
+    return _write(engine, avatar, driver, out, options.crf, "dubbing", stages)
 
 
 __all__ = ["DubOptions", "GenerateResult", "SpeakOptions", "dub", "speak"]

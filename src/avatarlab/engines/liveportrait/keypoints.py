@@ -126,6 +126,7 @@ def driven_keypoints(
     region: Region = "all",
     relative: bool = True,
     still: tuple[int, ...] = (),
+    source_video: bool = False,
 ) -> torch.Tensor:
     """The source's keypoints moved by driving frames (before stitching), ``(B, 21, 3)``.
 
@@ -135,21 +136,28 @@ def driven_keypoints(
     the source's scale. ``region`` limits what moves as the pipeline's
     ``animation_region`` does (``expression``: no pose, ``pose``: no expression,
     ``lips``/``eyes``: only those keypoints' expression; scale follows only for ``all``).
-    ``still`` keypoints keep the source's expression. The translation's z is zeroed;
-    the result is ``scale * (kp_s @ R + exp) + t``. Source tensors have batch 1 or B.
+    ``still`` keypoints keep the source's expression. ``source_video``: the source is a
+    frame of a video (the pipeline's video-to-video mode): relative motion keeps that
+    frame's own scale and translation, composes the driving rotation change with its own
+    rotation and adds the driving expression change only to the absolute mask's entries.
+    The translation's z is zeroed; the result is ``scale * (kp_s @ R + exp) + t``. Source
+    tensors have batch 1 or B (one source frame per driving frame).
     """
     moves_pose = region in ("all", "pose")
     exp_s = source["exp"].expand_as(driving["exp"])
     if relative:
         rot = (rot_d @ rot_first.transpose(1, 2)) @ rot_s if moves_pose else rot_s
         exp_driven = exp_s + (driving["exp"] - first["exp"])
-        scale = (
-            source["scale"] * (driving["scale"] / first["scale"])
-            if region == "all"
-            else source["scale"]
-        )
-        t = source["t"] + (driving["t"] - first["t"]) if moves_pose else source["t"]
-        take = torch.ones(21, 3, dtype=torch.bool)
+        if source_video:
+            scale, t, take = source["scale"], source["t"], _absolute_mask()
+        else:
+            scale = (
+                source["scale"] * (driving["scale"] / first["scale"])
+                if region == "all"
+                else source["scale"]
+            )
+            t = source["t"] + (driving["t"] - first["t"]) if moves_pose else source["t"]
+            take = torch.ones(21, 3, dtype=torch.bool)
     else:
         rot = rot_d if moves_pose else rot_s
         exp_driven = driving["exp"]

@@ -24,7 +24,8 @@ The interface every reenact engine keeps (the ``reenact`` task calls only this):
 
 Built in: ``reenact`` (:mod:`.engine`, training-free: the driving change in canonical
 space (:mod:`.transfer`) warps the source (:mod:`.render`)). :mod:`.scores` holds the
-measures the benchmark reports (AKD, APD, AED, opening correlations).
+benchmark's opening correlations (AKD, APD and AED are metrics:
+:mod:`avatarlab.metrics.reenactment`).
 """
 
 from __future__ import annotations
