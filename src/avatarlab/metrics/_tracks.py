@@ -80,3 +80,23 @@ def fill_gaps(x: np.ndarray, what: str = "motion") -> np.ndarray:
     for j in range(flat.shape[1]):
         flat[:, j] = np.interp(t, t[ok], flat[ok, j])
     return flat.reshape(x.shape)
+
+
+class ClipSeries:
+    """State of a per-clip track metric: each clip's means and the last clip's series.
+
+    Mixed in before :class:`~avatarlab.metrics.base.Metric`; ``update`` appends to
+    ``clips`` and sets ``_last`` (``(N,)`` arrays by name).
+    """
+
+    def __init__(self) -> None:
+        self.clips: list[dict[str, float]] = []
+        self._last: dict[str, np.ndarray] = {}
+
+    def reset(self) -> None:
+        self.clips = []
+        self._last = {}
+
+    def per_frame(self) -> dict[str, np.ndarray]:
+        """Per-frame series of the last clip, ``(N,)`` each."""
+        return dict(self._last)

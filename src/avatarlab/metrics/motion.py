@@ -166,7 +166,7 @@ def _optional_pose(track: object) -> np.ndarray | None:
 
 
 @register_metric("head_diversity")
-class HeadDiversityMetric(Metric):
+class HeadDiversityMetric(_tracks.ClipSeries, Metric):
     """Std of head pose over frames (degrees), mean of yaw/pitch/roll; reference too if given."""
 
     name = "head_diversity"
@@ -177,14 +177,6 @@ class HeadDiversityMetric(Metric):
         "population std over frames of PnP head pose (yaw, pitch, roll, degrees), mean over "
         "the 3 axes, frames without a face skipped; not Hopenet (SadTalker); mean over clips"
     )
-
-    def __init__(self) -> None:
-        self.clips: list[dict[str, float]] = []
-        self._last: dict[str, np.ndarray] = {}
-
-    def reset(self) -> None:
-        self.clips = []
-        self._last = {}
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         pose = _tracks.pose(ctx.pred_track, "predicted")
@@ -197,10 +189,6 @@ class HeadDiversityMetric(Metric):
     def compute(self) -> dict[str, float]:
         """Mean over clips; ``*_ref`` only when reference tracks were given."""
         return _tracks.mean_over_clips(self.clips, ("head_diversity",))
-
-    def per_frame(self) -> dict[str, np.ndarray]:
-        """Head pose angles of the last clip, ``(N,)`` degrees each."""
-        return dict(self._last)
 
 
 @register_metric("beat_align")

@@ -91,19 +91,11 @@ def expression_distance(pred_mesh: np.ndarray, ref_mesh: np.ndarray) -> np.ndarr
     return out
 
 
-class _ReenactMetric(Metric):
+class _ReenactMetric(_tracks.ClipSeries, Metric):
     """Per-clip comparison of the predicted and reference tracks: series, then means."""
 
     requires = Requirements(reference=True, face_track=True)
     per_clip = True
-
-    def __init__(self) -> None:
-        self.clips: list[dict[str, float]] = []
-        self._last: dict[str, np.ndarray] = {}
-
-    def reset(self) -> None:
-        self.clips = []
-        self._last = {}
 
     def update(self, pred: np.ndarray, ref: np.ndarray | None, ctx: EvalContext) -> None:
         series = self._series(ctx.pred_track, ctx.ref_track)
@@ -116,10 +108,6 @@ class _ReenactMetric(Metric):
     def compute(self) -> dict[str, float]:
         """Mean over clips of each clip's mean over the frames with both faces."""
         return _tracks.mean_over_clips(self.clips, tuple(self.keys))
-
-    def per_frame(self) -> dict[str, np.ndarray]:
-        """Per-frame series of the last clip, ``(N,)`` each."""
-        return dict(self._last)
 
 
 @register_metric("akd")
