@@ -31,9 +31,22 @@ switches the session to camera driving and prints, per session:
 - avatar frames the server reenacts per second, camera frames it drops as stale, video
   fps arriving at the client, and the server's CPU time per reenacted frame.
 
+``--scale 1,2,4`` runs the talk phase once per session count (a fresh server each
+time; ``--workers process|thread`` picks how sessions render) and prints per count:
+say -> first speaking frame and first audible audio, fps per session, and the server's
+CPU share per session (its process and worker processes, in cores).
+
+``--chat`` measures the conversation path: a fake OpenAI-compatible model on
+127.0.0.1 that answers at once, one session in chat mode whose client sends English
+speech (``english_radio_8s.wav``) as its microphone, and prints the time from the end
+of each spoken question to the first audible audio of the avatar's answer (at the
+client, and on the server's clock).
+
 Usage::
 
     python bench/serve.py                               # 2 sessions, ~1.5 minutes in all
+    python bench/serve.py --scale 1,2,4 --seconds 15 --minutes 0   # sessions per machine
+    python bench/serve.py --chat                        # first answer word after speech
     python bench/serve.py --sessions 2 --minutes 10     # the full 10-minute soak
     python bench/serve.py --camera --sessions 1 --seconds 20   # the webcam path
 """
@@ -42,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -94,12 +108,14 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(avatar: Path, port: int, sessions: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    avatar: Path, port: int, sessions: int, log: Path, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """``avatarlab serve`` on 127.0.0.1:``port``, its log in ``log``; returns once it is ready."""
     cmd = [
         sys.executable, "-m", "avatarlab", "serve", "--avatar", str(avatar),
         "--port", str(port), "--max-sessions", str(sessions + 1),
-        "--say-burst", "20", "--say-per-s", "10", "--log-level", "warning",
+        "--say-burst", "20", "--say-per-s", "10", "--log-level", "warning", *extra,
     ]  # fmt: skip
     env = {**os.environ, "AVATARLAB_PROGRESS": "0"}
     # The log goes to a file: a pipe nobody reads fills up and stalls the server.
@@ -349,6 +365,27 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (the session worker processes)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    total = 0.0
+    for member in family:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += cpu_s(member)
+    return total
+
+
 @dataclass
 class CameraRun:
     received: Received
@@ -493,9 +530,23 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "bench-serve.log",
         help="file for the server's log",
     )
+    parser.add_argument(
+        "--scale", default=None, help="session counts to run one after another, e.g. 1,2,4"
+    )
+    parser.add_argument(
+        "--workers", choices=("process", "thread"), default="process", help="how sessions render"
+    )
+    parser.add_argument("--chat", action="store_true", help="measure speech -> spoken answer")
+    parser.add_argument("--questions", type=int, default=5, help="questions asked with --chat")
     args = parser.parse_args()
     if not args.avatar.is_file():
         raise SystemExit(f"{args.avatar} not found: pass --avatar PORTRAIT")
+    if args.scale:
+        scale_main(args, [int(n) for n in args.scale.split(",")])
+        return
+    if args.chat:
+        chat_main(args)
+        return
     if args.camera:
         if not args.camera_clip.is_file():
             raise SystemExit(f"{args.camera_clip} not found: pass --camera-clip VIDEO")
@@ -564,6 +615,122 @@ def main() -> None:
         )
     else:
         print(f"only {len(samples)} cycles: pass a longer --minutes for a memory figure")
+
+
+# -- sessions per machine ---------------------------------------------------------------
+
+
+def scale_main(args: argparse.Namespace, counts: list[int]) -> None:
+    rows = []
+    for n in counts:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(args.avatar, port, n, args.server_log, ("--workers", args.workers))
+        try:
+            time.sleep(2.0)  # let the warm-up settle
+            cpu0, t0 = tree_cpu_s(proc.pid), time.monotonic()
+            runs = asyncio.run(_talk_all(url, n, args.seconds))
+            cpu = tree_cpu_s(proc.pid) - cpu0
+            wall = time.monotonic() - t0
+        finally:
+            stop_server(proc)
+        for run in runs:
+            run.openings = mouth_openings(run.received.frames)
+        results = [analyse(run) for run in runs]
+        lat_v = np.concatenate([r["lat_v"] for r in results]) * 1000
+        lat_a = np.concatenate([r["lat_a"] for r in results]) * 1000
+        fps = [r["fps"] for r in results]
+        skipped = sum(r["status"]["frames_skipped"] for r in results)
+        rows.append((n, lat_v, lat_a, fps, cpu / wall / n, skipped))
+        print(f"{n} sessions done: fps {', '.join(f'{f:.1f}' for f in fps)}", flush=True)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"\n== sessions on this machine ({os.cpu_count()} cores, workers={args.workers}, "
+          f"load average {' '.join(load)} after) ==")  # fmt: skip
+    print(f"{'sessions':>8s} {'say->speaking frame ms':>28s} {'say->audio ms':>28s} "
+          f"{'fps per session':>22s} {'CPU/session':>11s} {'skipped':>7s}")  # fmt: skip
+    for n, lat_v, lat_a, fps, share, skipped in rows:
+        print(f"{n:8d} {_stats(lat_v):>28s} {_stats(lat_a):>28s} "
+              f"{'min ' + format(min(fps), '.1f') + ' mean ' + format(np.mean(fps), '.1f'):>22s} "
+              f"{share:10.2f}c {skipped:7d}")  # fmt: skip
+    holding = [n for n, _, _, fps, _, _ in rows if min(fps) >= 24.5]
+    print(f"sessions holding 25 fps each: {max(holding) if holding else 0} "
+          f"(of those tried: {', '.join(str(r[0]) for r in rows)})")  # fmt: skip
+
+
+# -- conversation ------------------------------------------------------------------------
+
+
+def chat_main(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.serve._fake_llm import running_fake_llm
+
+    from avatarlab.media import read_audio
+
+    speech_file = ROOT.parent / "shared" / "data" / "audio" / "english_radio_8s.wav"
+    speech = read_audio(speech_file, sample_rate=48_000)
+    # Questions: two 2.5 s pieces of real speech, asked in turn.
+    pieces = [speech[int(a * 48_000) : int(b * 48_000)] for a, b in ((0.0, 2.5), (3.0, 5.5))]
+    with running_fake_llm(reply="Sure. Here is my answer to that.", token_delay=0.0) as llm:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(
+            args.avatar, port, 1, args.server_log,
+            ("--llm", llm.base(), "--listen", "chat", "--workers", args.workers),
+        )  # fmt: skip
+        try:
+            client_ms, server_ms = asyncio.run(_chat_run(url, pieces, args.questions))
+        finally:
+            stop_server(proc)
+    print(f"\n== conversation: {len(client_ms)} of {args.questions} questions answered "
+          "(fake model answering at once) ==")  # fmt: skip
+    print(f"{'end of speech -> first answer audio, client (ms)':52s} {_stats(np.array(client_ms)):>30s}"
+          "  <= 1000")  # fmt: skip
+    print(f"{'the same on the server clock (ms)':52s} {_stats(np.array(server_ms)):>30s}")
+    print(
+        "(the client figure counts from the question's last sample, trailing quiet included; "
+        "the listener needs 0.5 s of silence to know the question ended)"
+    )
+
+
+async def _chat_run(
+    url: str, pieces: list[np.ndarray], questions: int
+) -> tuple[list[float], list[float]]:
+    from avatarlab.serve.client import SpeechTrack
+
+    mic = SpeechTrack()
+    client_ms: list[float] = []
+    server_ms: list[float] = []
+    async with AvatarClient(url, keep_every=0) as client:
+        await client.start(mic=mic)
+        await client.wait_frames(25)
+        for k in range(questions):
+            before = (await client.status())["listen"]["heard"]
+            mic.play(pieces[k % len(pieces)])
+            deadline = time.monotonic() + 15
+            while mic.busy and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            end = mic.played[-1][1]
+            answered = None
+            while time.monotonic() < deadline:
+                rec = client.received
+                answered = next(
+                    (t for t, a in zip(rec.audio_times, rec.audio, strict=False)
+                     if t > end and float(np.abs(a).max()) > 0.02),
+                    None,
+                )  # fmt: skip
+                if answered is not None:
+                    break
+                await asyncio.sleep(0.02)
+            status = await client.status()
+            if answered is not None and status["listen"]["heard"] > before:
+                client_ms.append(1000 * (answered - end))
+                if status["listen"]["reply_latency_s"] is not None:
+                    server_ms.append(1000 * status["listen"]["reply_latency_s"])
+            await asyncio.sleep(3.5)  # let the answer finish before the next question
+            client.received.audio.clear()
+            client.received.audio_times.clear()
+            client.received.audio_pts.clear()
+    return client_ms, server_ms
 
 
 def _stats(ms: np.ndarray) -> str:

@@ -28,4 +28,8 @@ PY="$VENV/bin/python"
 "$PY" -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.0'))" 2>/dev/null \
   || "$PY" -m pip install -q torch==2.13.0
 "$PY" -m pip install -q -e ".[all,test,dev]"
+# Compile the metric kernels (SSIM, CPBD, NIQE) into numba's on-disk cache now, so a
+# user's first evaluation loads them (~1 s) instead of compiling them (~30 s).
+"$PY" -m avatarlab.metrics._warmup \
+  || echo "[bootstrap] warning: kernel warm-up failed; the first evaluation compiles them"
 echo "[bootstrap] ready: $VENV"

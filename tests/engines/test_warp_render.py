@@ -101,7 +101,9 @@ def test_blinks_have_natural_rate_duration_and_seed():
     blinks = schedule.blink_times(20 * 60.0)
     assert 17 * 20 * 0.8 <= len(blinks) <= 17 * 20 * 1.2
     durations = np.array([d for _, d in blinks])
-    assert durations.min() >= 0.15 and durations.max() <= 0.25
+    # 100-150 ms closing, a frame shut, slower opening (issue 15).
+    assert durations.min() >= motion.BLINK_DURATION_S[0] >= 0.3
+    assert durations.max() <= motion.BLINK_DURATION_S[1] <= 0.4
     starts = np.array([s for s, _ in blinks])
     assert np.diff(starts).min() >= motion.BLINK_MIN_GAP_S
     same = motion.BlinkSchedule(17.0, 25.0, seed=3).blink_times(60.0)
@@ -130,7 +132,9 @@ def _eye_aspects(frame: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "most_open", "most_apart"),
-    [("astronaut", 0.25, 0.1), ("painting.jpg", 0.4, 0.15)],
+    # painting: 0.5 since the lids are drawn over the eye (issue 15); its closed left eye
+    # looks shut in the frames, but the tracker places its lid landmarks a little apart.
+    [("astronaut", 0.25, 0.1), ("painting.jpg", 0.5, 0.2)],
 )
 def test_a_blink_closes_both_eyes_together(still_engine, request, name, most_open, most_apart):
     """Both eyes' aspect ratios, measured by the tracker on the blink frame, drop together
@@ -157,12 +161,15 @@ def test_head_motion_is_small_smooth_and_off_at_zero():
     assert all(still.step(0.5).is_zero for _ in range(50))
     moving = motion.HeadMotion(1.0, 25.0, seed=0)
     jaw = (np.sin(np.arange(750) / 4.0) > 0.3).astype(float)
-    offsets = np.array([[o.roll, o.dx, o.dy, o.scale] for o in map(moving.step, jaw)])
-    assert np.abs(offsets[:, 0]).max() < 6.0  # degrees
-    assert np.abs(offsets[:, 1:]).max() < 0.1  # face widths
-    assert np.abs(np.diff(offsets, axis=0)).max(axis=0)[0] < 0.5  # no jumps between frames
+    row = lambda o: [o.roll, o.dx, o.dy, o.scale, o.yaw, o.pitch]  # noqa: E731
+    offsets = np.array([row(o) for o in map(moving.step, jaw)])
+    assert np.abs(offsets[:, 0]).max() < 15.0  # degrees (issue 15: calibrated to real speakers)
+    assert np.abs(offsets[:, 4:]).max() <= motion.MAX_TURN_DEG  # yaw, pitch
+    assert np.abs(offsets[:, 1:4]).max() < 0.1  # face widths
+    steps = np.abs(np.diff(offsets, axis=0)).max(axis=0)
+    assert steps[0] < 1.0 and steps[4:].max() < 3.0  # degrees per frame: no jumps
     again = motion.HeadMotion(1.0, 25.0, seed=0)
-    replay = np.array([[o.roll, o.dx, o.dy, o.scale] for o in map(again.step, jaw)])
+    replay = np.array([row(o) for o in map(again.step, jaw)])
     assert np.array_equal(replay, offsets)
 
 

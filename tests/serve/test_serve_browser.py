@@ -250,3 +250,131 @@ def _image(data_url: str) -> np.ndarray:
 
     png = base64.b64decode(data_url.split(",", 1)[1])
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _write_mic_wav(data_dir: Path, out: Path) -> None:
+    """Speech as Chromium's fake microphone plays it (looped): 0.5 s of silence, 3 s of
+    English speech, 1 s of silence, 48 kHz mono 16-bit."""
+    import wave
+
+    from avatarlab.media import read_audio
+
+    rate = 48_000
+    speech = read_audio(data_dir / "audio" / "english_radio_8s.wav", sample_rate=rate)
+    clip = np.concatenate(
+        [np.zeros(rate // 2, np.float32), speech[: 3 * rate], np.zeros(rate, np.float32)]
+    )
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(clip, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
+@pytest.mark.slow
+def test_page_listens_echoes_chats_and_is_interrupted(
+    artifacts_dir: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """Chromium's fake microphone plays English speech in a loop. Echo mode: the page shows
+    what was heard and the avatar says it; the looped speech then interrupts the avatar
+    (barge-in by voice). Chat mode: the fake model's reply is shown and spoken."""
+    from avatarlab.serve import ServeOptions
+    from tests.serve._fake_llm import running_fake_llm
+    from tests.serve._serve_fakes import FakeBackend
+    from tests.serve.conftest import live_server
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    executable = _chromium()
+    wav = tmp_path / "mic.wav"
+    _write_mic_wav(data_dir, wav)
+    flags = [
+        *FLAGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+    reply = "That is a good question. Let me think about it for a moment."
+    portrait = data_dir / "image" / "painting.jpg"
+    with running_fake_llm(reply=reply) as llm:
+        options = ServeOptions(avatars=(portrait,), camera=False, llm=llm.base())
+        with live_server(options, FakeBackend()) as url, sync_api.sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=executable, args=flags, headless=True
+            )
+            try:
+                page = context.new_page()
+                failed: list[str] = []
+                page.on(
+                    "response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}")
+                )
+                page.goto(f"{url}/")
+                page.wait_for_function("document.getElementById('voice').options.length > 10")
+                page.wait_for_function("document.getElementById('avatar').poster !== ''")
+                page.select_option("#listen", "echo")
+                page.click("#start")
+                page.wait_for_function(
+                    "window.avatarApp.events.some((e) => e.type === 'heard' && e.text)",
+                    timeout=30_000,
+                )
+                page.wait_for_function(
+                    "window.avatarApp.events.some((e) => e.type === 'speech_start')",
+                    timeout=10_000,
+                )
+                page.wait_for_function(
+                    "window.avatarApp.events.some((e) => e.type === 'barge_in')", timeout=20_000
+                )
+                heard = page.evaluate("window.avatarApp.heard.slice()")
+                page.select_option("#listen", "chat")
+                page.wait_for_function(
+                    f"window.avatarApp.replies.includes({reply.split('. ')[0] + '.'!r})",
+                    timeout=30_000,
+                )
+                page.screenshot(path=str(artifacts_dir / "serve_talk.png"))
+                events = page.evaluate("window.avatarApp.events")
+            finally:
+                context.close()
+    assert not failed, failed
+    assert heard and len(heard[0].split()) >= 3, heard
+    replies = [e["text"] for e in events if e["type"] == "reply"]
+    assert replies[:2] == ["That is a good question.", "Let me think about it for a moment."]
+    latencies = [e["seconds"] for e in events if e["type"] == "reply_latency"]
+    print(f"\nbrowser talk: heard {heard[0]!r}; reply latency (server clock) {latencies}")
+    assert latencies and min(latencies) <= 1.0, latencies
+    assert llm.requests and llm.requests[-1].messages[-1]["role"] == "user"
+
+
+@pytest.mark.slow
+def test_page_explains_a_blocked_microphone(tmp_path: Path, data_dir: Path) -> None:
+    from avatarlab.serve import ServeOptions
+    from tests.serve._serve_fakes import FakeBackend
+    from tests.serve.conftest import live_server
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    executable = _chromium()
+    options = ServeOptions(avatars=(data_dir / "image" / "painting.jpg",), camera=False)
+    deny = (
+        "navigator.mediaDevices.getUserMedia = () => "
+        "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));"
+    )
+    with live_server(options, FakeBackend()) as url, sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, args=FLAGS, headless=True
+        )
+        try:
+            page = context.new_page()
+            page.add_init_script(deny)
+            page.goto(f"{url}/")
+            page.wait_for_function("document.getElementById('avatar-select').options.length > 0")
+            page.click("#start")
+            page.wait_for_function("!document.getElementById('say').disabled", timeout=20_000)
+            page.select_option("#listen", "echo")
+            page.wait_for_function(
+                "document.getElementById('log').textContent.includes('microphone is blocked')",
+                timeout=10_000,
+            )
+            mode = page.evaluate("document.getElementById('listen').value")
+            sid = page.evaluate("window.avatarApp.session.id")
+            status = page.evaluate(f"fetch('/sessions/{sid}').then((r) => r.json())")
+        finally:
+            context.close()
+    assert mode == "off" and status["listen"]["mode"] == "off"

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from avatarlab.serve.backend import EngineStream, fit_frame, stream_size
 from avatarlab.serve.options import AUDIO_RATE, FPS
+from avatarlab.serve.render import EngineStream, fit_frame, stream_size
+from avatarlab.serve.sentences import split_sentences
 from avatarlab.serve.session import RateLimiter
-from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue, split_sentences
+from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue
 from avatarlab.serve.tracks import (
     AUDIO_FRAME_SAMPLES,
     AvatarAudioTrack,

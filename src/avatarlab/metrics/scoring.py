@@ -26,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,14 @@ class _Timer:
 
 
 _WORKER_METRICS: dict[tuple[Any, ...], Metric] = {}
+#: False in pool workers: the pool already keeps every core busy.
+_PIPELINE = True
+
+
+def _pipelined() -> bool:
+    """Whether a clip's scoring overlaps its decoding and tracking (a thread): in-process
+    runs on more than one core."""
+    return _PIPELINE and len(os.sched_getaffinity(0)) > 1
 
 
 def _worker_metric(spec: MetricSpec, job: ClipJob) -> Metric:
@@ -203,8 +212,28 @@ def _run_clip(job: ClipJob, res: ClipResult) -> None:
     frames = aligned_frames(pair.pred, pair.ref, pinfo.fps, size if pair.ref else None)
     batch: list[AlignedFrame] = []
 
+    def score(
+        preds: np.ndarray, refs: np.ndarray | None, batch_ctx: EvalContext, span: str
+    ) -> None:
+        """Per-frame metrics on one batch (in the scoring thread when pipelined)."""
+        for name in list(frame_metrics):
+            try:
+                with timer(name):
+                    frame_metrics[name].update(preds, refs, batch_ctx)
+                    frame_series[name].append(frame_metrics[name].per_frame())
+            except Exception as err:
+                res.errors[name] = f"frames {span}: {describe_error(err)}"
+                del frame_metrics[name]
+
+    # With more than one core, batch k is scored in a thread while batch k + 1 is decoded
+    # and tracked (the kernels, OpenCV, dlib's and MediaPipe's C++ release the GIL). One
+    # batch in flight, metrics see the batches in order: the same values either way.
+    pool = ThreadPoolExecutor(1, "avatarlab-score") if _pipelined() else None
+    pending: Future[None] | None = None
+
     def feed() -> None:
         """Per-frame metrics get the buffered frames as one batch, with their tracks."""
+        nonlocal pending
         preds = np.stack([b.pred for b in batch])
         refs = None if pair.ref is None else np.stack([b.ref for b in batch])  # type: ignore[misc]
         batch_ctx = ctx
@@ -214,16 +243,14 @@ def _run_clip(job: ClipJob, res: ClipResult) -> None:
                 pred_track=collect_track(states[0][-len(batch) :]),
                 ref_track=collect_track(states[1][-len(batch) :]) if len(states) > 1 else None,
             )
-        for name in list(frame_metrics):
-            try:
-                with timer(name):
-                    frame_metrics[name].update(preds, refs, batch_ctx)
-                    frame_series[name].append(frame_metrics[name].per_frame())
-            except Exception as err:
-                span = f"{batch[0].index}-{batch[-1].index}"
-                res.errors[name] = f"frames {span}: {describe_error(err)}"
-                del frame_metrics[name]
+        span = f"{batch[0].index}-{batch[-1].index}"
         batch.clear()
+        if pending is not None:
+            pending.result()
+        if pool is None:
+            score(preds, refs, batch_ctx, span)
+        else:
+            pending = pool.submit(score, preds, refs, batch_ctx, span)
 
     try:
         while True:
@@ -243,7 +270,11 @@ def _run_clip(job: ClipJob, res: ClipResult) -> None:
                 feed()
         if batch:
             feed()
+        if pending is not None:
+            pending.result()
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         for tracker in trackers:
             tracker.close()
     n = res.frames = len(times)
@@ -459,6 +490,8 @@ def _clip_crops(
 
 def _init_worker() -> None:
     """Pool workers: one thread each for native libraries (the pool is the parallelism)."""
+    global _PIPELINE
+    _PIPELINE = False
     os.environ[_ENV_PROGRESS] = "0"
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with contextlib.suppress(Exception):

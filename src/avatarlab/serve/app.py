@@ -10,6 +10,11 @@ Routes (all under the bearer token when one is set, except the page and ``/healt
 - ``POST /sessions/{id}/say``: text (JSON, text/plain, form) or audio (form, raw);
 - ``POST /sessions/{id}/stop``;
 - ``POST /sessions/{id}/drive``: ``{"mode": "camera"|"speech"}``, what moves the avatar;
+- ``POST /sessions/{id}/listen``: ``{"mode": "off"|"echo"|"chat"}``, what the microphone does;
+- ``POST /sessions/{id}/chat``: typed text the language model answers, spoken by the avatar;
+- ``POST /sessions/{id}/voice``: the session's voice, rate and pitch;
+- ``GET /voices``: every voice (espeak-ng by language, configured Piper voices);
+- ``GET /avatars/{id}/preview``: a still of the avatar (the page shows it before Start);
 - ``WS /sessions/{id}/events``: speech start/end, peer state; closing it ends the session.
 
 Every user mistake is a 4xx with a sentence that says what to do; an unexpected
@@ -28,6 +33,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +53,13 @@ from avatarlab._version import __version__
 from avatarlab.errors import AvatarLabError, OptionError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry, clean_name
 from avatarlab.serve.options import ServeOptions
-from avatarlab.serve.session import SessionManager
+from avatarlab.serve.session import (
+    SessionManager,
+    VoiceSettings,
+    check_voice,
+    preload_listening,
+    voice_list,
+)
 from avatarlab.serve.stream import Backend
 from avatarlab.serve.uploads import (
     PrivateDir,
@@ -69,7 +81,9 @@ FORM_SLACK = 64 * 1024
 MAX_SDP_CHARS = 100_000
 WARM_TICKS = 5
 """Ticks rendered at start-up on the default avatar (the engine's first frames are slow)."""
-VOICE_PATTERN = r"^[A-Za-z0-9_+\-]{1,40}$"
+VOICE_PATTERN = r"^[A-Za-z0-9_+/.:\-]{1,120}$"
+"""Characters of a voice id (``en-us``, ``en-us+f3``, ``sit/yue``, ``piper:lessac``); the id
+must also be in the voice catalogue (``GET /voices``)."""
 
 STATIC = resources.files("avatarlab.serve") / "static"
 
@@ -79,6 +93,37 @@ STATIC = resources.files("avatarlab.serve") / "static"
 
 class SessionCreate(BaseModel):
     avatar: str | None = Field(None, description="Avatar id from GET /avatars; default: the first.")
+    listen: Literal["off", "echo", "chat"] | None = Field(
+        None, description="What the microphone does; default: the server's --listen."
+    )
+
+
+class ListenInfo(BaseModel):
+    mode: Literal["off", "echo", "chat"]
+    microphone: bool = Field(description="This session's WebRTC offer sends a microphone.")
+    chat: bool = Field(description="The server has a language model (chat mode possible).")
+    heard: int = Field(description="Utterances recognised so far.")
+    barge_ins: int = Field(description="Times the viewer's voice interrupted the avatar.")
+    last_heard: str | None
+    reply_latency_s: float | None = Field(
+        description="Last answer: from the end of the viewer's speech to the avatar's first "
+        "audio (s, server clock)."
+    )
+
+
+class VoiceInfo(BaseModel):
+    voice: str = Field(pattern=VOICE_PATTERN, description="Voice id from GET /voices.")
+    rate_wpm: int | None = Field(None, description="Words per minute; null: the voice's own.")
+    pitch: int | None = Field(None, description="0-100; null: the voice's own.")
+
+
+class OutputInfo(BaseModel):
+    target: str = Field(description="RTMP server or recording file (no stream key shown).")
+    state: str
+    frames_sent: int
+    frames_dropped: int
+    reconnects: int
+    last_error: str | None
 
 
 class CameraInfo(BaseModel):
@@ -121,6 +166,30 @@ class SessionInfo(BaseModel):
     idle_timeout_s: float
     drive: Literal["speech", "camera"] = Field(description="What moves the avatar now.")
     camera: CameraInfo
+    listen: ListenInfo
+    voice: VoiceInfo
+    outputs: list[OutputInfo]
+
+
+class VoiceEntry(BaseModel):
+    id: str = Field(description="What POST .../voice and say's voice take.")
+    name: str
+    language: str = Field(description="Language code (en-us, fr-fr, cmn, ...).")
+    language_name: str = Field(description="The language in English, for grouping.")
+    engine: Literal["espeak", "piper"]
+    controls: list[str] = Field(description="Settings the voice honours: rate, pitch, ...")
+
+
+class Listen(BaseModel):
+    mode: Literal["off", "echo", "chat"] = Field(
+        ...,
+        description="off: the microphone is ignored; echo: the avatar repeats what it hears; "
+        "chat: the language model answers what it hears.",
+    )
+
+
+class ChatText(BaseModel):
+    text: str = Field(..., description="What the viewer says to the avatar.")
 
 
 class Drive(BaseModel):
@@ -169,6 +238,9 @@ class Health(BaseModel):
     motion_engine: str | None = Field(description="Engine of camera driving; null: none.")
     sessions: int
     max_sessions: int
+    llm: bool = Field(description="A language model answers in chat mode.")
+    listen: str = Field(description="Listening mode of new sessions.")
+    voice: str = Field(description="Voice sessions start with.")
 
 
 _SAY_BODY = {
@@ -220,7 +292,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong bearer token",
         404: "Unknown session or avatar",
         409: "Not possible in the session's state (already connected, no camera video, "
-        "camera driving on)",
+        "camera driving on, no language model)",
         413: "Upload or body too large",
         415: "Unsupported upload type",
         422: "Invalid value (too long, undecodable, no face)",
@@ -320,6 +392,7 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             options.max_side,
             options.motion_engine if options.camera else None,
             background=options,
+            processes=options.workers == "process",
         )
     render_executor = ThreadPoolExecutor(
         max_workers=max(options.max_sessions, os.cpu_count() or 1), thread_name_prefix="render"
@@ -333,8 +406,19 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         options.max_avatars,
         prepare_executor,
         options.max_avatar_s,
+        options.max_side,
     )
-    manager = SessionManager(options, backend, catalog, render_executor, tts_executor)
+    if options.piper_voices:
+        from avatarlab.speech.voices import add_piper_voice
+
+        for path in options.piper_voices:
+            add_piper_voice(path)  # a missing runtime or a broken file fails the start
+    chat = None
+    if options.llm is not None:
+        from avatarlab.serve.llm import ChatClient
+
+        chat = ChatClient(options.llm_options())
+    manager = SessionManager(options, backend, catalog, render_executor, tts_executor, chat)
 
     async def _warm_up(app: FastAPI, entry: AvatarEntry) -> None:
         """Prepare ``entry`` and render a few ticks, so one-time engine set-up (models,
@@ -357,6 +441,11 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
 
         await asyncio.get_running_loop().run_in_executor(render_executor, render)
         app.state.ready = True
+        # The first utterance a server hears would otherwise wait ~0.4 s for a recogniser.
+        with contextlib.suppress(Exception):
+            await asyncio.get_running_loop().run_in_executor(
+                manager.listen_executor, preload_listening
+            )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -373,6 +462,9 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
                 with contextlib.suppress(BaseException):
                     await warm
             await manager.close_all()
+            close_backend = getattr(backend, "close", None)
+            if close_backend is not None:  # the spare render workers
+                await asyncio.get_running_loop().run_in_executor(None, close_backend)
             render_executor.shutdown(wait=False, cancel_futures=True)
             tts_executor.shutdown(wait=False, cancel_futures=True)
             prepare_executor.shutdown(wait=False, cancel_futures=True)
@@ -458,6 +550,9 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             "motion_engine": backend.motion_engine if manager.camera else None,
             "sessions": len(manager.sessions),
             "max_sessions": options.max_sessions,
+            "llm": chat is not None,
+            "listen": options.listen,
+            "voice": options.voice,
         }
 
     @api.get("/openapi.json", include_in_schema=False)
@@ -501,10 +596,30 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         entry = await catalog.add_upload(path, clean_name(filename, f"upload{ext}"), kind)
         return entry.to_dict()
 
+    @api.get("/avatars/{avatar_id}/preview", responses={200: {"content": {"image/jpeg": {}}}})
+    async def avatar_preview(avatar_id: str) -> Response:
+        """A JPEG still of the avatar at the stream size (the page's picture before Start)."""
+        entry = catalog.get(avatar_id)
+        if entry is None:
+            raise HTTPException(404, f"unknown avatar {avatar_id!r}")
+        data = await asyncio.get_running_loop().run_in_executor(
+            prepare_executor, catalog.preview, entry
+        )
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
+
+    @api.get("/voices", response_model=list[VoiceEntry])
+    async def voices() -> list[dict[str, Any]]:
+        """Voices text can be spoken with: espeak-ng's, sorted by language, then the
+        server's Piper voices."""
+        return [
+            v.to_dict()
+            for v in await asyncio.get_running_loop().run_in_executor(tts_executor, voice_list)
+        ]
+
     @api.post("/sessions", response_model=SessionInfo, status_code=201)
     async def create_session(body: SessionCreate | None = None) -> dict[str, Any]:
         """Start a session on an avatar; then send an SDP offer to watch it."""
-        session = await manager.create(body.avatar if body else None)
+        session = await manager.create(body.avatar if body else None, body.listen if body else None)
         return session.status()
 
     @api.get("/sessions/{session_id}", response_model=SessionInfo)
@@ -540,6 +655,34 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
         itself, back to ``speech``, when no camera frame arrives for 1 s (10 s at the start).
         """
         return await manager.get(session_id).set_drive(body.mode)
+
+    @api.post("/sessions/{session_id}/listen", response_model=SessionInfo)
+    async def listen(session_id: str, body: Listen) -> dict[str, Any]:
+        """What the microphone this session's WebRTC offer sends does: ``off``, ``echo``
+        (the avatar repeats what it hears) or ``chat`` (the language model answers, 409
+        without one). Speaking while the avatar talks interrupts it in both modes."""
+        return manager.get(session_id).set_listen(body.mode)
+
+    @api.post("/sessions/{session_id}/chat", status_code=202)
+    async def chat_text(session_id: str, body: ChatText) -> dict[str, Any]:
+        """Type to the avatar: the language model answers and the avatar speaks the reply
+        sentence by sentence as it is written (409 without a language model)."""
+        session = manager.get(session_id)
+        session.require_speech()
+        _check_rate(session.limiter.retry_after())
+        text = _check_text(body.text, options.max_text_chars)
+        _consume(session)
+        await session.chat_text(text)
+        return {"accepted": True}
+
+    @api.post("/sessions/{session_id}/voice", response_model=SessionInfo)
+    async def set_voice(session_id: str, body: VoiceInfo) -> dict[str, Any]:
+        """Speak this session's text (typed, echoed, answered) with another voice, rate
+        or pitch (422 for an unknown voice or a value out of range)."""
+        session = manager.get(session_id)
+        settings = VoiceSettings(body.voice, body.rate_wpm, body.pitch)
+        await asyncio.get_running_loop().run_in_executor(tts_executor, check_voice, settings)
+        return session.set_voice(settings)
 
     @api.post(
         "/sessions/{session_id}/say",
@@ -590,12 +733,16 @@ def create_app(options: ServeOptions | None = None, backend: Backend | None = No
             )
         if (text is None) == (audio is None):
             raise HTTPException(422, "send either text or an audio file (not both, not neither)")
-        if voice is not None and not re.match(VOICE_PATTERN, voice):
-            raise HTTPException(422, "voice must be an espeak-ng voice name such as 'en-us'")
+        if voice is not None:
+            if not re.match(VOICE_PATTERN, voice):
+                raise HTTPException(422, "voice must be a voice id from GET /voices, e.g. 'en-us'")
+            await asyncio.get_running_loop().run_in_executor(
+                tts_executor, check_voice, replace(session.voice, voice=voice)
+            )
         if text is not None:
             text = _check_text(text, options.max_text_chars)
             _consume(session)
-            return await session.say_text(text, voice or options.voice)
+            return await session.say_text(text, voice or session.voice.voice)
         assert audio is not None
         data, declared, filename = audio
         if len(data) > options.max_audio_bytes:

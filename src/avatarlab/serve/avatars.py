@@ -35,6 +35,7 @@ class AvatarEntry:
     prepared: Any = None
     motion: Any = None  # prepared for camera driving (the backend's motion engine), lazily
     sessions: int = 0
+    preview: bytes | None = field(default=None, repr=False)  # JPEG still, made on first ask
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,8 +63,10 @@ class AvatarCatalog:
         max_uploads: int,
         executor: Executor,
         max_video_s: float = float("inf"),
+        max_side: int = 512,
     ) -> None:
         self.backend = backend
+        self.max_side = max_side
         self.max_uploads = max_uploads
         self.executor = executor
         self.max_video_s = max_video_s
@@ -85,6 +88,36 @@ class AvatarCatalog:
     @property
     def default(self) -> AvatarEntry | None:
         return next(iter(self._entries.values()), None)
+
+    def preview(self, entry: AvatarEntry) -> bytes:
+        """A JPEG of ``entry``'s first frame, no larger than the stream (made once).
+
+        Raises:
+            HTTPException: 422 when the source cannot be read.
+        """
+        if entry.preview is None:
+            import cv2
+
+            from avatarlab.media import iter_frames, read_image
+
+            try:
+                if entry.kind == "image":
+                    frame = read_image(entry.path)
+                else:
+                    frame = next(iter(iter_frames(entry.path, end=0.2)))[0]
+            except (AvatarLabError, StopIteration) as exc:
+                message = public_message(str(exc) or "no frame", entry.path, entry.name)
+                raise HTTPException(422, f"cannot read avatar {entry.id!r}: {message}") from None
+            h, w = frame.shape[:2]
+            scale = min(1.0, self.max_side / max(h, w))
+            if scale < 1.0:
+                size = (max(2, round(w * scale)), max(2, round(h * scale)))
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(
+                ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+            )
+            entry.preview = data.tobytes()
+        return entry.preview
 
     async def prepare(self, entry: AvatarEntry) -> Any:
         """The prepared avatar of ``entry``, analysing its source the first time."""

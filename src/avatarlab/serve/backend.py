@@ -4,14 +4,8 @@
 :class:`~avatarlab.serve.options.ServeOptions` (``warp`` by default); nothing here
 names an engine.
 
-:class:`EngineStream` feeds the engine one tick of audio (1/25 s at 48 kHz) at a
-time from the session's :class:`SpeechQueue` (silence while nothing is said, so
-the portrait keeps blinking and swaying) and pairs each output frame with the audio
-of the same time span. The engine emits a frame only once it has heard a little
-audio past it (its look-ahead), so the stream feeds ahead as far as needed and
-keeps the fed audio until its frame is out: audio and frame of a tick always cover
-the same instant. Engines at another frame rate (a 30 fps video avatar) are
-resampled in time to 25 fps by taking, for each tick, the frame at its midpoint.
+Streams are :class:`~avatarlab.serve.render.EngineStream` (in a thread) or
+:class:`~avatarlab.serve.worker.ProcessStream` (the same, in a worker process).
 
 With a ``motion_engine`` (``reenact`` by default in the server) the backend also
 drives avatars with a camera: :meth:`EngineBackend.prepare_motion` analyses a
@@ -22,122 +16,33 @@ With a ``background`` (:class:`~avatarlab.tasks.postprocess.BackgroundOptions`) 
 handed out, speech- or camera-driven, goes through its own
 :class:`~avatarlab.body.masks.BackgroundReplacer` (one per stream, so mask smoothing follows
 that session's frames), after it is scaled to the stream size.
+
+With ``processes`` (the default) each stream renders in a worker process of its own
+(:class:`~avatarlab.serve.worker.ProcessStream`), so sessions use every core instead of
+taking turns behind the GIL; ``processes=False`` keeps them in the server's threads.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
+import logging
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from avatarlab.body.masks import BackgroundReplacer, parse_background
 from avatarlab.engines.base import Engine
 from avatarlab.errors import OptionError
-from avatarlab.serve.options import AUDIO_RATE, FPS
-from avatarlab.serve.stream import TICK_SAMPLES, SpeechQueue, Tick
+from avatarlab.serve.render import EngineStream, fit_frame, stream_size
+from avatarlab.serve.stream import AvatarStream
 from avatarlab.tasks.postprocess import BackgroundOptions
 
-Finish = Callable[[np.ndarray], np.ndarray]
-"""A per-stream last step on each frame (RGB uint8 ``(H, W, 3)`` in and out)."""
+if TYPE_CHECKING:
+    from avatarlab.serve.worker import RenderPool
 
-
-def stream_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """``(width, height)`` scaled to fit ``max_side`` (never up), rounded down to even."""
-    scale = min(1.0, max_side / max(width, height))
-    w = max(2, int(width * scale) // 2 * 2)
-    h = max(2, int(height * scale) // 2 * 2)
-    return w, h
-
-
-def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``frame`` (RGB uint8 ``(H, W, 3)``) at ``size`` = ``(width, height)``.
-
-    Shrinks with area averaging; a frame already that size up to one odd pixel is cropped.
-    """
-    h, w = frame.shape[:2]
-    if (w, h) == size:
-        return frame
-    if w - size[0] <= 1 and h - size[1] <= 1:
-        return np.ascontiguousarray(frame[: size[1], : size[0]])
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-
-
-class EngineStream:
-    """An :class:`AvatarStream` over ``engine.render_stream`` for one session.
-
-    Args:
-        engine: any engine with ``render_stream(avatar, chunks, sample_rate)``.
-        avatar: what ``engine.prepare`` returned; it needs ``fps`` and ``frame_size``.
-        max_side: longest side of the frames handed out.
-        finish: applied to each frame at the stream size (the background replacer);
-            closed with the stream when it has a ``close`` method.
-    """
-
-    def __init__(
-        self, engine: Engine, avatar: Any, max_side: int, finish: Finish | None = None
-    ) -> None:
-        self._finish = finish
-        self._speech = SpeechQueue()
-        self._fed: deque[tuple[np.ndarray, int | None]] = deque()  # per tick, not yet played
-        self._frames: deque[np.ndarray] = deque()  # engine frames not yet used
-        self._first = 0  # engine index of self._frames[0]
-        self._tick = 0
-        self._engine_fps = float(avatar.fps)
-        width, height = avatar.frame_size
-        self._size = stream_size(width, height, max_side)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._gen: Generator[list[np.ndarray], None, None] = engine.render_stream(  # type: ignore[assignment]
-            avatar, self._chunks(), sample_rate=AUDIO_RATE
-        )
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    def _chunks(self) -> Iterator[np.ndarray]:
-        while True:
-            audio, utterance = self._speech.take(TICK_SAMPLES)
-            self._fed.append((audio, utterance))
-            yield audio
-
-    def speak(self, audio: np.ndarray, utterance: int, append: bool = False) -> None:
-        self._speech.put(audio, utterance, append=append)
-
-    def stop(self) -> None:
-        self._speech.clear()
-
-    def next_tick(self) -> Tick:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the stream is closed")
-            n = self._tick
-            want = math.floor((n + 0.5) * self._engine_fps / FPS)
-            while self._first + len(self._frames) <= want or not self._fed:
-                self._frames.extend(next(self._gen))
-            while self._first < want:
-                self._frames.popleft()
-                self._first += 1
-            audio, utterance = self._fed.popleft()
-            self._tick += 1
-            frame = fit_frame(self._frames[0], self._size)
-            if self._finish is not None:
-                frame = self._finish(frame)
-            return Tick(frame, audio, utterance)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._gen.close()
-                getattr(self._finish, "close", lambda: None)()
+log = logging.getLogger("avatarlab.serve")
 
 
 class EngineBackend:
@@ -153,6 +58,9 @@ class EngineBackend:
             driving uses, with its default options; ``None``: no camera driving.
         background: what replaces the background of every streamed frame (read here,
             once); ``None`` or no ``background`` set: frames as the engine made them.
+        processes: render each stream in a worker process (:mod:`avatarlab.serve.worker`);
+            ``False``: in the calling thread (:class:`EngineStream`). A stream whose engine
+            or avatar cannot go to a process (it does not pickle) renders in a thread.
 
     Each stream gets a fresh ``seed`` (the options' seed plus the stream number) when
     the engine's options have one, so sessions do not blink and sway in step.
@@ -170,6 +78,7 @@ class EngineBackend:
         max_side: int = 512,
         motion_engine: str | None = None,
         background: BackgroundOptions | None = None,
+        processes: bool = True,
     ) -> None:
         from avatarlab.engines import ENGINES, engine_drives, list_engines, resolve_engine_options
         from avatarlab.engines.base import option_fields
@@ -183,6 +92,8 @@ class EngineBackend:
         self._cls = cls
         self._reseed = "seed" in option_fields(type(self.options))
         self._streams = 0
+        self.processes = processes
+        self._pool: RenderPool | None = None
         self.engine: Engine = cls(self.options)
         wanted = background.background if background is not None else None
         self._background = None if wanted is None else parse_background(wanted)
@@ -267,11 +178,26 @@ class EngineBackend:
             return None
         return BackgroundReplacer(self._background, self._smoothing)
 
-    def open_stream(self, avatar: Any) -> EngineStream:
-        """A stream with its own timing (a fresh seed per session when the engine has one)."""
+    def open_stream(self, avatar: Any) -> AvatarStream:
+        """A stream with its own timing (a fresh seed per session when the engine has one),
+        in a worker process when the backend has ``processes``."""
         self._streams += 1
         engine = self.engine
         if self._reseed:
             seed = self.options.seed + self._streams
             engine = self._cls(replace(self.options, seed=seed))
+        if self.processes:
+            from avatarlab.serve.worker import RenderPool, WorkerError
+
+            if self._pool is None:
+                self._pool = RenderPool()
+            try:
+                return self._pool.open(engine, avatar, self.max_side, self._finish())
+            except WorkerError as exc:
+                log.warning("%s; this session renders in a thread", exc)
         return EngineStream(engine, avatar, self.max_side, self._finish())
+
+    def close(self) -> None:
+        """Stop the idle render workers (open streams keep theirs until they close)."""
+        if self._pool is not None:
+            self._pool.close()

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from avatarlab.errors import AvatarLabError
-from avatarlab.serve.backend import stream_size
+from avatarlab.serve.render import stream_size
 from avatarlab.serve.stream import LiveFrame
 
 log = logging.getLogger("avatarlab.serve")

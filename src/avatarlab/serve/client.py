@@ -4,7 +4,9 @@ Used by the tests and ``bench/serve.py``, and usable to record a session from a
 program. Every received frame is kept with its arrival time (``time.monotonic``),
 decoded: video as RGB uint8 ``(H, W, 3)`` (optionally only every k-th, to bound
 memory), audio as float32 mono at 48 kHz. A :class:`FramesTrack` plays frames as a
-camera, for sessions driven by a camera (``start(camera=...)``, ``drive("camera")``).
+camera, for sessions driven by a camera (``start(camera=...)``, ``drive("camera")``);
+a :class:`SpeechTrack` plays audio as a microphone, for sessions that listen
+(``start(mic=..., listen="echo")``).
 """
 
 from __future__ import annotations
@@ -102,6 +104,72 @@ class FramesTrack(MediaStreamTrack):
         return frame
 
 
+class SpeechTrack(MediaStreamTrack):
+    """Audio played as a microphone: silence until :meth:`play`, in 20 ms frames at 48 kHz.
+
+    Attributes:
+        played: ``(time.monotonic of its first sample, time of its last, samples)`` for
+            each :meth:`play`, so a caller knows when its speech went out.
+    """
+
+    kind = "audio"
+    RATE = 48_000
+    FRAME = 960
+
+    def __init__(self, max_s: float = 600.0) -> None:
+        super().__init__()
+        self._queue: list[np.ndarray] = []
+        self._pos = 0
+        self._count = 0
+        self._start: float | None = None
+        self.max_frames = int(max_s * self.RATE / self.FRAME)
+        self.played: list[tuple[float, float, int]] = []
+        self._clip_start: float | None = None
+
+    def play(self, audio: np.ndarray) -> None:
+        """Queue float32 mono ``audio`` at 48 kHz after what is queued."""
+        clip = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        self._queue.append(clip)
+
+    @property
+    def busy(self) -> bool:
+        """Whether queued audio is still playing."""
+        return bool(self._queue)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live" or self._count >= self.max_frames:
+            self.stop()
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        deadline = self._start + self._count * self.FRAME / self.RATE
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        out = np.zeros(self.FRAME, np.float32)
+        filled = 0
+        while filled < self.FRAME and self._queue:
+            clip = self._queue[0]
+            if self._pos == 0:
+                self._clip_start = deadline + filled / self.RATE
+            k = min(self.FRAME - filled, len(clip) - self._pos)
+            out[filled : filled + k] = clip[self._pos : self._pos + k]
+            filled += k
+            self._pos += k
+            if self._pos >= len(clip):
+                end = deadline + filled / self.RATE
+                self.played.append((self._clip_start or end, end, len(clip)))
+                self._queue.pop(0)
+                self._pos = 0
+        pcm = (np.clip(out, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = self.RATE
+        frame.pts = self._count * self.FRAME
+        frame.time_base = Fraction(1, self.RATE)
+        self._count += 1
+        return frame
+
+
 class AvatarClient:
     """One session on a running server, watched over WebRTC on the given host addresses.
 
@@ -138,21 +206,33 @@ class AvatarClient:
         await self.close()
 
     async def start(
-        self, avatar: str | None = None, camera: MediaStreamTrack | None = None
+        self,
+        avatar: str | None = None,
+        camera: MediaStreamTrack | None = None,
+        mic: MediaStreamTrack | None = None,
+        listen: str | None = None,
     ) -> dict[str, Any]:
         """Create a session and connect its media; returns the session's status.
 
         With ``camera`` the video goes both ways: ``camera`` is sent to the server,
-        which shows it on the avatar after :meth:`drive` ``("camera")``.
+        which shows it on the avatar after :meth:`drive` ``("camera")``. With ``mic``
+        the audio goes both ways: the server listens to it (``listen``: ``echo`` or
+        ``chat``; the server's default when None).
         """
-        response = await self.http.post("/sessions", json={"avatar": avatar})
+        body: dict[str, Any] = {"avatar": avatar}
+        if listen is not None:
+            body["listen"] = listen
+        response = await self.http.post("/sessions", json=body)
         response.raise_for_status()
         self.session = response.json()
         if camera is not None:
             self.pc.addTransceiver(camera, direction="sendrecv")
         else:
             self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
+        if mic is not None:
+            self.pc.addTransceiver(mic, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -174,6 +254,14 @@ class AvatarClient:
     async def say(self, text: str) -> httpx.Response:
         """``POST /sessions/{id}/say`` with ``text``; returns the response (202 on success)."""
         return await self.http.post(f"/sessions/{self.session['id']}/say", json={"text": text})
+
+    async def chat(self, text: str) -> httpx.Response:
+        """``POST /sessions/{id}/chat`` with ``text`` (202: the model's answer will be spoken)."""
+        return await self.http.post(f"/sessions/{self.session['id']}/chat", json={"text": text})
+
+    async def listen(self, mode: str) -> httpx.Response:
+        """``POST /sessions/{id}/listen`` with ``mode`` (``off``, ``echo``, ``chat``)."""
+        return await self.http.post(f"/sessions/{self.session['id']}/listen", json={"mode": mode})
 
     async def drive(self, mode: str) -> httpx.Response:
         """``POST /sessions/{id}/drive`` with ``mode`` (``camera`` or ``speech``)."""

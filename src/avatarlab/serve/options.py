@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from avatarlab.constants import DEFAULT_FPS
 from avatarlab.errors import OptionError
@@ -18,6 +18,10 @@ AUDIO_RATE = 48_000
 AUDIO_FRAME_S = 0.02
 """Duration of one audio frame handed to WebRTC (20 ms, Opus's usual packet)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+ListenMode = Literal["off", "echo", "chat"]
+"""What a session does with the viewer's microphone: nothing, repeat it, or answer it."""
+Workers = Literal["process", "thread"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,28 @@ class ServeOptions(BackgroundOptions):
             motion engine, see ``avatarlab.engines.list_engines("motion")``).
         camera_side: longest side (pixels) camera frames are scaled to before the face
             in them is tracked (smaller: faster, coarser motion).
+        listen: what new sessions do with the microphone the page sends: ``off``,
+            ``echo`` (the avatar repeats what it heard) or ``chat`` (a language model
+            answers; needs ``llm``). Each session can switch (``POST .../listen``).
+        llm: base URL of an OpenAI-compatible chat endpoint you run (llama.cpp server,
+            vLLM, Ollama, a cloud API), e.g. ``http://127.0.0.1:8080/v1``. Unset: no chat,
+            and the server makes no network connection of its own.
+        llm_model: model name sent to the endpoint (unset: the client's default).
+        llm_key_env: name of the environment variable that holds the endpoint's API key
+            (sent as a bearer token); the key itself never goes on the command line.
+        system_prompt: the model's instructions (unset: brief spoken answers).
+        llm_timeout_s: longest wait for a whole reply (unset: the client's default); past
+            it the avatar apologises and the session goes on.
+        voice_rate: speaking rate of text, words per minute (unset: the voice's own).
+        voice_pitch: pitch of text, 0-100 (unset: the voice's own; espeak voices only).
+        piper_voices: Piper ``.onnx`` voices offered besides the espeak-ng ones (needs
+            ``pip install piper-tts``); listed by ``GET /voices`` as ``piper:<name>``.
+        rtmp: also push every session, H.264 + AAC, to this RTMP/RTMPS URL; ``{session}``
+            in it is replaced by the session id (without it, sessions share the URL).
+            Reconnects with backoff when the server goes away.
+        record: also record every session to ``<record>/session-<id>.mp4``.
+        workers: render each session in its own worker ``process`` (sessions use all
+            cores) or in a ``thread`` of the server (less memory, shares one core's GIL).
     """
 
     avatars: tuple[Path, ...] = ()
@@ -85,6 +111,18 @@ class ServeOptions(BackgroundOptions):
     camera: bool = True
     motion_engine: str = "reenact"
     camera_side: int = 320
+    listen: ListenMode = "off"
+    llm: str | None = None
+    llm_model: str | None = None
+    llm_key_env: str | None = None
+    system_prompt: str | None = None
+    llm_timeout_s: float | None = None
+    voice_rate: int | None = None
+    voice_pitch: int | None = None
+    piper_voices: tuple[Path, ...] = ()
+    rtmp: str | None = None
+    record: Path | None = None
+    workers: Workers = "process"
 
     def __post_init__(self) -> None:
         from avatarlab.engines import resolve_engine_options
@@ -127,6 +165,42 @@ class ServeOptions(BackgroundOptions):
         for path in self.avatars:
             if not path.is_file():
                 raise OptionError(f"avatar {path} does not exist: pass a portrait image or a video")
+        object.__setattr__(self, "piper_voices", tuple(Path(p) for p in self.piper_voices))
+        if self.record is not None:
+            object.__setattr__(self, "record", Path(self.record))
+        if self.listen not in ("off", "echo", "chat"):
+            raise OptionError(f"listen must be off, echo or chat, got {self.listen!r}")
+        if self.listen == "chat" and self.llm is None:
+            raise OptionError("listen 'chat' needs a language model: pass --llm URL")
+        if self.workers not in ("process", "thread"):
+            raise OptionError(f"workers must be process or thread, got {self.workers!r}")
+        self.llm_options()  # bad URL, missing key variable: fail now, not in a session
+        if self.rtmp is not None or self.record is not None:
+            from avatarlab.serve.outputs import check_target
+
+            if self.rtmp is not None:
+                check_target(self.rtmp.replace("{session}", "x"))
+            if self.record is not None:
+                if not self.record.is_dir():
+                    raise OptionError(
+                        f"record folder {self.record} does not exist: create it first"
+                    )
+                check_target(str(self.record / "check.mp4"))
+
+    def llm_options(self) -> Any:
+        """The chat client's options (:class:`avatarlab.serve.llm.LLMOptions`), or ``None``
+        without ``llm``."""
+        if self.llm is None:
+            return None
+        from avatarlab.serve.llm import LLMOptions
+
+        given: dict[str, Any] = {
+            "model": self.llm_model,
+            "key_env": self.llm_key_env,
+            "system_prompt": self.system_prompt,
+            "timeout_s": self.llm_timeout_s,
+        }
+        return LLMOptions(url=self.llm, **{k: v for k, v in given.items() if v is not None})
 
     @property
     def is_loopback(self) -> bool:

@@ -11,6 +11,12 @@ A session is driven by speech (the default) or by the viewer's camera
 (:meth:`Session.set_drive`): then the camera video the peer sends is reenacted onto
 the avatar (:class:`~avatarlab.serve.camera.CameraDrive`) and shown instead of the
 talking stream, until the mode is switched back or the camera stops.
+
+A session also listens and answers (:mod:`avatarlab.serve.converse`): the microphone
+the peer sends is transcribed offline; in ``echo`` mode the avatar repeats it, in
+``chat`` mode a language model answers and each sentence is spoken as it arrives. Its
+ticks can also go to an RTMP server and to an MP4 recording
+(:mod:`avatarlab.serve.outputs`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import ctypes
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +43,11 @@ from avatarlab.errors import AvatarLabError
 from avatarlab.media import MediaLimitError
 from avatarlab.serve.avatars import AvatarCatalog, AvatarEntry
 from avatarlab.serve.camera import STALE_S, START_S, CameraDrive, Renderer
-from avatarlab.serve.options import AUDIO_RATE, FPS, ServeOptions
-from avatarlab.serve.stream import AvatarStream, Backend, Tick, split_sentences
+from avatarlab.serve.converse import Ears
+from avatarlab.serve.options import AUDIO_RATE, FPS, ListenMode, ServeOptions
+from avatarlab.serve.outputs import shown_target
+from avatarlab.serve.sentences import split_sentences
+from avatarlab.serve.stream import AvatarStream, Backend, Tick
 from avatarlab.serve.tracks import AvatarAudioTrack, AvatarVideoTrack, MediaPump
 from avatarlab.serve.uploads import public_message
 from avatarlab.serve.webrtc import add_synced_tracks, answer, media_hosts, new_peer
@@ -48,10 +58,40 @@ EVENT_QUEUE = 64
 """Events buffered per WebSocket listener; a listener that falls further behind loses old ones."""
 WATCH_S = 0.25
 """How often camera driving checks that frames still arrive."""
+NO_CHAT = (
+    "this server has no language model: start it with --llm URL (an OpenAI-compatible "
+    "endpoint such as a llama.cpp server) to chat"
+)
 STATUS_EVERY_S = 1.0
 """While a camera drives, a ``status`` event (with the latency figures) goes out this often."""
 
 DriveMode = Literal["speech", "camera"]
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """How a session's text is spoken: a voice id (``GET /voices``), rate and pitch."""
+
+    voice: str
+    rate_wpm: int | None = None
+    pitch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"voice": self.voice, "rate_wpm": self.rate_wpm, "pitch": self.pitch}
+
+
+@dataclass
+class Services:
+    """What every session of a server shares: thread pools, the chat client, the voices."""
+
+    render_executor: Executor
+    tts_executor: Executor
+    decode_executor: Executor
+    listen_executor: Executor
+    chat: Any = None  # avatarlab.serve.llm.ChatClient, or None without --llm
+    open_camera: CameraOpener | None = None
+
+
 CameraOpener = Callable[[AvatarEntry, tuple[int, int]], Awaitable[Renderer]]
 """Prepares an avatar for camera driving and returns its renderer at the given size."""
 
@@ -92,18 +132,17 @@ class Session:
         avatar: AvatarEntry,
         stream: AvatarStream,
         options: ServeOptions,
-        render_executor: Executor,
-        tts_executor: Executor,
-        decode_executor: Executor,
-        open_camera: CameraOpener | None = None,
+        services: Services,
+        listen: ListenMode | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.avatar = avatar
         self.stream = stream
         self.options = options
-        self.render_executor = render_executor
-        self.tts_executor = tts_executor
-        self.decode_executor = decode_executor
+        self.render_executor = services.render_executor
+        self.tts_executor = services.tts_executor
+        self.decode_executor = services.decode_executor
+        open_camera = services.open_camera
         self._decoding = asyncio.Lock()  # one audio decode at a time per session
         self.created = time.monotonic()
         self.last_active = self.created
@@ -125,6 +164,21 @@ class Session:
         self._camera_reader: asyncio.Task[None] | None = None
         self._camera_watch: asyncio.Task[None] | None = None
         self._drive_lock = asyncio.Lock()
+        self.voice = VoiceSettings(options.voice, options.voice_rate, options.voice_pitch)
+        self.ears = Ears(
+            self,
+            services.listen_executor,
+            listen or options.listen,
+            services.chat,
+            _conversation(options) if services.chat is not None else None,
+            partial(_new_listener, options),
+        )
+        self.sinks: list[Any] = []  # avatarlab.serve.outputs.OutputSink: RTMP push, recording
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the avatar talks now or has speech on its way."""
+        return self._playing is not None or self._speech_task is not None
 
     # -- status and events -------------------------------------------------
 
@@ -152,6 +206,11 @@ class Session:
             "idle_timeout_s": self.options.session_timeout_s,
             "drive": self.drive,
             "camera": self.camera_status(),
+            "listen": self.ears.status(),
+            "voice": self.voice.to_dict(),
+            "outputs": [
+                {"target": shown_target(sink.target), **sink.stats()} for sink in self.sinks
+            ],
         }
 
     def camera_status(self) -> dict[str, Any]:
@@ -203,6 +262,9 @@ class Session:
             queue.put_nowait(event)
 
     def _on_tick(self, n: int, tick: Tick, play_time: float) -> None:
+        self.ears.played.add(tick.audio, play_time)
+        for sink in self.sinks:
+            sink.push(tick.frame, tick.audio)
         if tick.utterance == self._playing:
             return
         previous, self._playing = self._playing, tick.utterance
@@ -211,6 +273,7 @@ class Session:
             events.append({"type": "speech_end", "utterance": previous})
         if tick.utterance is not None:
             events.append({"type": "speech_start", "utterance": tick.utterance, "frame": n})
+            self.ears.first_audio(tick.utterance, play_time)
         delay = max(play_time - time.monotonic(), 0.0)
         loop = asyncio.get_running_loop()
         for event in events:  # deliver when the tick plays, not when it was rendered
@@ -234,6 +297,8 @@ class Session:
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
                 self.attach_camera(track)
+            elif track.kind == "audio":
+                self.ears.attach(track)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -242,15 +307,30 @@ class Session:
                 await self.close(f"media connection {pc.connectionState}")
 
         try:
-            return await answer(pc, offer_sdp, media_hosts(self.options.host))
+            sdp = await answer(pc, offer_sdp, media_hosts(self.options.host))
         except Exception as exc:  # aiortc raises several types for unusable SDP
             self.pc, self.pump = None, None
             pc.remove_all_listeners("connectionstatechange")  # this session lives on
             pc.remove_all_listeners("track")
             await self._stop_camera_reader()
+            await self.ears.close()
             await pump.close()
             await pc.close()
             raise HTTPException(400, f"cannot use this SDP offer: {exc}") from None
+        self._open_outputs()
+        return sdp
+
+    def _open_outputs(self) -> None:
+        """Start the RTMP push and the recording the server is configured with."""
+        from avatarlab.serve.outputs import OutputSink
+
+        targets: list[str | Path] = []
+        if self.options.rtmp is not None:
+            targets.append(self.options.rtmp.replace("{session}", self.id))
+        if self.options.record is not None:
+            targets.append(self.options.record / f"session-{self.id[:12]}.mp4")
+        for target in targets:
+            self.sinks.append(OutputSink(target, self.stream.size, fps=FPS, audio_rate=AUDIO_RATE))
 
     # -- camera driving ------------------------------------------------------
 
@@ -367,6 +447,38 @@ class Session:
             await self._end_camera(reason)
             return
 
+    # -- listening and answering --------------------------------------------
+
+    def set_listen(self, mode: ListenMode) -> dict[str, Any]:
+        """Switch listening: ``off``, ``echo`` (repeat what is heard) or ``chat``.
+
+        Raises:
+            HTTPException: 409 for ``chat`` on a server without a language model.
+        """
+        if mode == "chat" and self.ears.chat is None:
+            raise HTTPException(409, NO_CHAT)
+        self.ears.set_mode(mode)
+        self.touch()
+        return self.status()
+
+    async def chat_text(self, text: str) -> None:
+        """Typed chat: the language model answers ``text`` and the avatar speaks the reply.
+
+        Raises:
+            HTTPException: 409 without a language model or while the camera drives.
+        """
+        self.require_speech()
+        if self.ears.chat is None:
+            raise HTTPException(409, NO_CHAT)
+        self.touch()
+        await self.ears.chat_text(text)
+
+    def set_voice(self, voice: VoiceSettings) -> dict[str, Any]:
+        """Speak text (typed, echoed or answered) with ``voice`` from now on."""
+        self.voice = voice
+        self.touch()
+        return self.status()
+
     # -- speech --------------------------------------------------------------
 
     def require_speech(self) -> None:
@@ -427,10 +539,43 @@ class Session:
         except HTTPException as exc:
             self.emit({"type": "error", "utterance": uid, "message": str(exc.detail)})
 
+    async def say_stream(self, sentences: AsyncIterator[str], source: str) -> int | None:
+        """Speak sentences as they arrive (an answer still being written): the first one
+        starts a new utterance (interrupting the current one), the rest are appended;
+        ends early when another utterance takes over. Returns the utterance id (None when
+        nothing was said)."""
+        uid: int | None = None
+        async for sentence in sentences:
+            for piece in split_sentences(sentence):
+                if self.closed or self.drive == "camera":
+                    return uid
+                try:
+                    audio = await self._synthesize(piece, self.voice.voice)
+                except HTTPException as exc:
+                    self.emit({"type": "error", "utterance": uid, "message": str(exc.detail)})
+                    return uid
+                if self.closed or (uid is not None and self._current != uid):
+                    return uid
+                if uid is None:
+                    uid, _ = self._new_utterance()
+                    self.stream.speak(audio, uid)
+                    self.emit({"type": "queued", "utterance": uid, "source": source})
+                else:
+                    self.stream.speak(audio, uid, append=True)
+        return uid
+
     async def _synthesize(self, text: str, voice: str) -> np.ndarray:
         loop = asyncio.get_running_loop()
+        settings = self.voice
         try:
-            return await loop.run_in_executor(self.tts_executor, synthesize_48k, text, voice)
+            return await loop.run_in_executor(
+                self.tts_executor,
+                synthesize_48k,
+                text,
+                voice,
+                settings.rate_wpm,
+                settings.pitch,
+            )
         except AvatarLabError as exc:
             raise HTTPException(422, f"cannot speak this text: {exc}") from None
 
@@ -472,6 +617,11 @@ class Session:
         self.closed = True
         self.close_reason = reason
         self._cancel_pending()
+        await self.ears.close()
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(None, sink.close)
         async with self._drive_lock:
             camera, self.drive = self.camera, "speech"
             if self._camera_watch is not None:
@@ -503,13 +653,56 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def synthesize_48k(text: str, voice: str) -> np.ndarray:
-    """espeak-ng speech for ``text`` as float32 mono at ``AUDIO_RATE``."""
+def synthesize_48k(
+    text: str, voice: str, rate_wpm: int | None = None, pitch: int | None = None
+) -> np.ndarray:
+    """Speech for ``text`` in ``voice`` (espeak-ng, or a Piper voice id) as float32 mono
+    at ``AUDIO_RATE``."""
     from avatarlab.media import resample
     from avatarlab.speech import synthesize
 
-    utterance = synthesize(text, voice=voice)
+    utterance = synthesize(text, voice=voice, rate_wpm=rate_wpm, pitch=pitch, with_phones=False)
     return resample(utterance.audio, utterance.sample_rate, AUDIO_RATE)
+
+
+def check_voice(settings: VoiceSettings) -> None:
+    """422 unless ``settings`` can speak: a voice of the catalogue (never a file path a
+    client names), rate and pitch in range for it."""
+    from avatarlab.speech.voices import find_voice
+
+    try:
+        find_voice(settings.voice)
+        synthesize_48k("ok", settings.voice, settings.rate_wpm, settings.pitch)
+    except AvatarLabError as exc:
+        raise HTTPException(422, f"cannot use this voice: {exc}") from None
+
+
+def voice_list() -> list[Any]:
+    """Every voice a session can use (``GET /voices``)."""
+    from avatarlab.speech import voice_catalog
+
+    return list(voice_catalog())
+
+
+def preload_listening() -> None:
+    """Build one speech recogniser ahead of the first utterance (about 0.4 s of CPU)."""
+    from avatarlab.speech.listen import preload_decoders
+
+    preload_decoders(1)
+
+
+def _new_listener(options: ServeOptions) -> Any:
+    """A fresh microphone listener at the WebRTC audio rate."""
+    from avatarlab.speech.listen import Listener
+
+    return Listener(sample_rate=AUDIO_RATE)
+
+
+def _conversation(options: ServeOptions) -> Any:
+    from avatarlab.serve.llm import Conversation
+
+    llm = options.llm_options()
+    return Conversation(llm.system_prompt, llm.max_history)
 
 
 def decode_speech(path: Path, max_seconds: float, name: str) -> np.ndarray:
@@ -546,6 +739,7 @@ class SessionManager:
         catalog: AvatarCatalog,
         render_executor: Executor,
         tts_executor: Executor,
+        chat: Any = None,
     ) -> None:
         self.options = options
         self.backend = backend
@@ -556,6 +750,11 @@ class SessionManager:
         self.decode_executor = ThreadPoolExecutor(
             max_workers=options.max_sessions, thread_name_prefix="decode"
         )
+        # Microphones are transcribed here (a session waits for its chunk before the next).
+        self.listen_executor = ThreadPoolExecutor(
+            max_workers=options.max_sessions, thread_name_prefix="listen"
+        )
+        self.chat = chat
         self.sessions: dict[str, Session] = {}
         self._creating = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -563,8 +762,11 @@ class SessionManager:
     def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
-    async def create(self, avatar_id: str | None) -> Session:
-        """A new session on ``avatar_id`` (the server's default avatar when None)."""
+    async def create(self, avatar_id: str | None, listen: ListenMode | None = None) -> Session:
+        """A new session on ``avatar_id`` (the server's default avatar when None), listening
+        as ``listen`` says (the server's ``listen`` option when None)."""
+        if listen == "chat" and self.chat is None:
+            raise HTTPException(409, NO_CHAT)
         entry = self.catalog.get(avatar_id) if avatar_id else self.catalog.default
         if entry is None:
             known = ", ".join(e.id for e in self.catalog.list()) or "none: upload one first"
@@ -586,15 +788,15 @@ class SessionManager:
                 self.render_executor, self.backend.open_stream, prepared
             )
             entry.sessions += 1
-            session = Session(
-                entry,
-                stream,
-                self.options,
+            services = Services(
                 self.render_executor,
                 self.tts_executor,
                 self.decode_executor,
+                self.listen_executor,
+                self.chat,
                 self.open_camera if self.camera else None,
             )
+            session = Session(entry, stream, self.options, services, listen)
             self.sessions[session.id] = session
             return session
         finally:
@@ -639,6 +841,10 @@ class SessionManager:
         for session_id in list(self.sessions):
             await self.close(session_id, "server shutting down")
         self.decode_executor.shutdown(wait=False, cancel_futures=True)
+        self.listen_executor.shutdown(wait=False, cancel_futures=True)
+        if self.chat is not None:
+            with contextlib.suppress(Exception):
+                await self.chat.aclose()
 
     async def _reap(self) -> None:
         period = min(max(self.options.session_timeout_s / 4, 0.05), 5.0)

@@ -12,7 +12,6 @@ stream's frames.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -163,25 +162,3 @@ class SpeechQueue:
                     self._segments.popleft()
                     self._pos = 0
         return out, first
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?;:\u3002\uff01\uff1f])\s+|\n+")
-
-
-def split_sentences(text: str, max_chars: int = 200) -> list[str]:
-    """Split text into pieces spoken one after another, so speech starts after the first.
-
-    Breaks after sentence punctuation and at newlines; a piece longer than
-    ``max_chars`` is cut at its last space before the limit. Pieces without a letter
-    or digit (empty, or punctuation such as "...") are dropped: there is nothing to say.
-    """
-    pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        sentence = sentence.strip()
-        while len(sentence) > max_chars:
-            cut = sentence.rfind(" ", 0, max_chars)
-            cut = cut if cut > 0 else max_chars
-            pieces.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        pieces.append(sentence)
-    return [piece for piece in pieces if any(ch.isalnum() for ch in piece)]

@@ -2,7 +2,9 @@
 
 Paths (each result says which ran in its ``source``):
 
-- text -> espeak-ng speech with phoneme events (:func:`synthesize`);
+- text -> espeak-ng speech with phoneme events (:func:`synthesize`), or a Piper
+  neural voice (``voice="piper:..."``, optional) aligned below; :func:`voice_catalog`
+  lists the voices;
 - English audio -> PocketSphinx forced alignment of a transcript
   (:func:`align_transcript`), of the words it recognises itself (:func:`transcribe`,
   the default without a transcript), or phone recognition (:func:`recognize_phones`);
@@ -31,6 +33,7 @@ from avatarlab.speech.features import (
     voice_activity,
 )
 from avatarlab.speech.phones import SILENCE, SOURCES, Phone
+from avatarlab.speech.piper import piper_available
 from avatarlab.speech.tts import (
     Utterance,
     Voice,
@@ -51,6 +54,15 @@ from avatarlab.speech.visemes import (
     phone_visemes,
     with_rest_pose,
 )
+from avatarlab.speech.voices import (
+    VariantInfo,
+    VoiceInfo,
+    add_piper_voice,
+    catalog_dict,
+    espeak_variants,
+    find_voice,
+    voice_catalog,
+)
 
 __all__ = [
     "MOUTH_PARAMS",
@@ -66,25 +78,33 @@ __all__ = [
     "SpeechAnalysis",
     "StreamingMouth",
     "Utterance",
+    "VariantInfo",
     "Voice",
+    "VoiceInfo",
     "Word",
     "acoustic_features",
     "acoustic_track",
+    "add_piper_voice",
     "align_transcript",
     "analyze_speech",
+    "catalog_dict",
     "check_text",
+    "espeak_variants",
+    "find_voice",
     "is_english",
     "list_voices",
     "mouth_frames",
     "mouth_track",
     "n_frames",
     "phone_visemes",
+    "piper_available",
     "recognize_phones",
     "speech_segments",
     "speech_spans",
     "synthesize",
     "text_to_phonemes",
     "transcribe",
+    "voice_catalog",
     "voice_activity",
     "with_rest_pose",
 ]

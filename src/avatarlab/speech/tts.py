@@ -48,6 +48,19 @@ DEFAULT_VOICE = "en-us"
 _EXAMPLE_LANGUAGES = ("en-us", "en-gb", "fr-fr", "de", "es", "it", "pt", "ru", "cmn", "hi", "ar")
 #: Speaking-rate limits and default of espeak (words per minute).
 RATE_MIN_WPM, RATE_MAX_WPM, RATE_DEFAULT_WPM = 80, 450, 175
+#: Limits of espeak's base pitch and pitch range (0..100; 50 is each voice's own).
+PITCH_MIN, PITCH_MAX = 0, 100
+#: Prefix of Piper voice ids (``"piper:NAME"`` or ``"piper:/path/voice.onnx"``).
+PIPER_PREFIX = "piper:"
+_PIPER: Any = None  # avatarlab.speech.piper.synthesize_piper, set when that module loads
+
+
+def use_piper(synthesize_piper: Any) -> None:
+    """Let :func:`synthesize` speak ``piper:`` voices with ``synthesize_piper`` (the Piper
+    module calls this as it loads, so this module never imports it)."""
+    global _PIPER
+    _PIPER = synthesize_piper
+
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -59,6 +72,8 @@ _EVENT_END = 5
 _EVENT_MSG_TERMINATED = 6
 _EVENT_PHONEME = 7
 _PARAM_RATE = 1
+_PARAM_PITCH = 3
+_PARAM_RANGE = 4
 _EE_OK = 0
 #: libc's initial ``rand`` seed, set before each synthesis.
 _RAND_SEED = 1
@@ -114,11 +129,17 @@ _SynthCallback = ctypes.CFUNCTYPE(
 
 @dataclass(frozen=True)
 class Voice:
-    """An installed espeak-ng voice: ``name`` (human), ``language`` code, file ``identifier``."""
+    """An installed espeak-ng voice: ``name`` (human), ``language`` code, file ``identifier``,
+    ``gender`` (``"male"``, ``"female"`` or ``""``)."""
 
     name: str
     language: str
     identifier: str
+    gender: str = ""
+
+
+#: espeak_VOICE.gender codes.
+_GENDERS = {1: "male", 2: "female"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,11 +148,15 @@ class Utterance:
 
     Attributes:
         audio: float32 mono in [-1, 1], shape ``(S,)``, at ``sample_rate``.
-        sample_rate: Hz (22050 for espeak-ng).
-        phones: espeak mnemonics with start/end in seconds, in time order, within
-            ``[0, duration]``; pauses are ``"SIL"``.
+        sample_rate: Hz (22050 for espeak-ng; a Piper voice's own, 16000 or 22050).
+        phones: timed phones (start/end in seconds, in time order, within
+            ``[0, duration]``; pauses are ``"SIL"``), each with its own ``source``:
+            espeak mnemonics (``"espeak"``); for Piper, ARPAbet phones from forced
+            alignment (``"pocketsphinx-align"``, else ``"pocketsphinx-phones"``), or
+            empty where none could be found (non-English voice, ``with_phones=False``).
         text: the text spoken.
-        voice: the espeak voice used.
+        voice: the voice id used.
+        source: the engine that spoke: ``"espeak"`` or ``"piper"``.
     """
 
     audio: np.ndarray
@@ -249,8 +274,10 @@ class _Espeak:
         self.lib = lib
         self.sample_rate = sample_rate
 
-    def list_voices(self) -> list[Voice]:
-        table = self.lib.espeak_ListVoices(None)
+    def list_voices(self, language: str | None = None) -> list[Voice]:
+        """Every voice, or those for ``language`` (``"variant"``: the voice variants)."""
+        spec = _Voice(languages=language.encode("utf-8")) if language else None
+        table = self.lib.espeak_ListVoices(ctypes.byref(spec) if spec is not None else None)
         voices: list[Voice] = []
         i = 0
         while table[i]:
@@ -262,6 +289,7 @@ class _Espeak:
                     name=(v.name or b"").decode("utf-8", "replace").strip(),
                     language=languages.decode("utf-8", "replace"),
                     identifier=(v.identifier or b"").decode("utf-8", "replace"),
+                    gender=_GENDERS.get(v.gender, ""),
                 )
             )
             i += 1
@@ -269,11 +297,25 @@ class _Espeak:
 
     def set_voice(self, voice: str) -> None:
         # espeak matches file names ("en", "gmw/en-US"); also accept listed language codes
-        # ("en-gb", "fr-fr") and voice names ("English (Great Britain)").
+        # ("en-gb", "fr-fr") and voice names ("English (Great Britain)"), each with an
+        # optional "+variant" ("en-us+f3"; espeak itself ignores an unknown variant).
         voices = _voices(self)
-        wanted = voice.strip().lower()
-        candidates = [voice] + [
-            v.identifier for v in voices if wanted in (v.language.lower(), v.name.lower())
+        base, plus, variant = voice.partition("+")
+        suffix = ""
+        if plus:
+            variants = {v.identifier.removeprefix("!v/").lower(): v for v in _variants(self)}
+            found = variants.get(variant.strip().lower())
+            if found is None:
+                known: list[str] = [k for k in ("f1", "f3", "m1", "m3", "whisper") if k in variants]
+                raise OptionError(
+                    f"unknown espeak voice variant {variant!r} in {voice!r}: use one such as "
+                    f"{', '.join(known)} ({len(variants)} installed: see "
+                    "avatarlab.speech.espeak_variants())"
+                )
+            suffix = "+" + found.identifier.removeprefix("!v/")
+        wanted = base.strip().lower()
+        candidates = [base.strip() + suffix] + [
+            v.identifier + suffix for v in voices if wanted in (v.language.lower(), v.name.lower())
         ]
         if not any(
             c and self.lib.espeak_SetVoiceByName(c.encode("utf-8")) == _EE_OK for c in candidates
@@ -288,6 +330,13 @@ class _Espeak:
 
     def set_rate(self, rate_wpm: int) -> None:
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+
+    def set_pitch(self, pitch: int | None, pitch_range: int | None) -> None:
+        """Base pitch and pitch range (0..100); ``None`` keeps the voice's own."""
+        if pitch is not None:
+            self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        if pitch_range is not None:
+            self.lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
 
     def synth(self, text: str, job: _Job) -> None:
         """Speak ``text`` into ``job``; raise what stopped it (a signal, a callback error)."""
@@ -329,12 +378,23 @@ _LOCK = threading.Lock()
 _VOICES: list[Voice] | None = None
 
 
+_VARIANTS: list[Voice] | None = None
+
+
 def _voices(engine: _Espeak) -> list[Voice]:
     """The installed voices (listed once per process)."""
     global _VOICES
     if _VOICES is None:
         _VOICES = engine.list_voices()
     return _VOICES
+
+
+def _variants(engine: _Espeak) -> list[Voice]:
+    """The installed voice variants (listed once per process)."""
+    global _VARIANTS
+    if _VARIANTS is None:
+        _VARIANTS = engine.list_voices("variant")
+    return _VARIANTS
 
 
 @contextlib.contextmanager
@@ -396,6 +456,13 @@ def list_voices() -> list[Voice]:
         return list(_voices(engine))
 
 
+def list_variants() -> list[Voice]:
+    """espeak-ng's voice variants (identifier ``"!v/f3"``): ``synthesize(voice="en-us+f3")``
+    speaks a voice with one."""
+    with _LOCK, _espeak() as engine:
+        return list(_variants(engine))
+
+
 def _phones_from_events(events: list[tuple[int, str]], duration: float) -> list[Phone]:
     """Turn phoneme-start events (ms, mnemonic) into phones ending at the next start.
 
@@ -427,32 +494,87 @@ def check_text(text: str) -> str:
     return text
 
 
-def synthesize(text: str, voice: str = DEFAULT_VOICE, rate_wpm: int | None = None) -> Utterance:
-    """Speak ``text`` with espeak-ng and return the audio with its phone timing.
+def check_rate(rate_wpm: float | None) -> int:
+    """The speaking rate in words per minute (``None``: espeak's 175), or :class:`OptionError`
+    outside 80..450."""
+    if rate_wpm is None:
+        return RATE_DEFAULT_WPM
+    if not RATE_MIN_WPM <= rate_wpm <= RATE_MAX_WPM:
+        raise OptionError(
+            f"speaking rate {rate_wpm} wpm is out of range: use {RATE_MIN_WPM}..{RATE_MAX_WPM}"
+        )
+    return round(rate_wpm)
+
+
+def check_pitch(value: float | None, what: str = "pitch") -> int | None:
+    """An espeak pitch or pitch range (0..100, ``None`` = the voice's own), or :class:`OptionError`."""
+    if value is None:
+        return None
+    if not PITCH_MIN <= value <= PITCH_MAX:
+        raise OptionError(
+            f"{what} {value} is out of range: use {PITCH_MIN}..{PITCH_MAX} (50 = normal)"
+        )
+    return round(value)
+
+
+def synthesize(
+    text: str,
+    voice: str = DEFAULT_VOICE,
+    rate_wpm: int | None = None,
+    pitch: int | None = None,
+    pitch_range: int | None = None,
+    *,
+    with_phones: bool = True,
+) -> Utterance:
+    """Speak ``text`` and return the audio with its phone timing.
+
+    One entry for every voice: espeak-ng voices by name or language code, Piper neural
+    voices by ``"piper:NAME"`` (added with :func:`~avatarlab.speech.piper.add_piper_voice`)
+    or ``"piper:/path/to/voice.onnx"``; :func:`~avatarlab.speech.voices.voice_catalog`
+    lists the ids.
 
     Args:
         text: UTF-8 text in the voice's language (plain text, no SSML).
-        voice: an espeak voice name or language code (``"en-us"``, ``"en"``, ``"fr"``, ...).
-        rate_wpm: speaking rate in words per minute (80..450); ``None`` = espeak's 175.
+        voice: an espeak voice name, language code or voice file (``"en-us"``, ``"fr"``,
+            ``"gmw/en-US"``, ``"en-us+f3"`` with a variant), or a Piper voice id.
+        rate_wpm: speaking rate in words per minute (80..450); ``None`` = espeak's 175
+            (a Piper voice's own pace).
+        pitch: espeak base pitch, 0..100; ``None`` (or 50) = the voice's own.
+        pitch_range: espeak pitch variation (intonation), 0..100: 0 is a monotone;
+            ``None`` (or 50) = the voice's own. Piper voices take neither.
+        with_phones: Piper only: find phone timing (English: forced alignment, about
+            0.1 s CPU per sentence); ``False`` returns audio only, as a player needs.
 
     Returns:
-        An :class:`Utterance`: float32 audio at 22050 Hz and espeak phones.
+        An :class:`Utterance`: float32 audio (espeak: 22050 Hz) and timed phones
+        (espeak mnemonics, or ARPAbet from alignment for Piper; see :mod:`.piper`).
 
     Raises:
         OptionError: text without a letter or digit (empty, blank, punctuation only),
-            unknown voice, or rate out of range.
-        KeyboardInterrupt: Ctrl-C (or SIGTERM) while speaking, within milliseconds.
+            unknown voice, rate, pitch or range out of range, Piper not installed.
+        MissingWeightsError: a Piper voice file or its ``.onnx.json`` is missing.
+        KeyboardInterrupt: Ctrl-C (or SIGTERM) while speaking espeak, within milliseconds.
     """
     check_text(text)
-    rate = RATE_DEFAULT_WPM if rate_wpm is None else int(rate_wpm)
-    if not RATE_MIN_WPM <= rate <= RATE_MAX_WPM:
-        raise OptionError(
-            f"speaking rate {rate_wpm} wpm is out of range: use {RATE_MIN_WPM}..{RATE_MAX_WPM}"
+    rate = check_rate(rate_wpm)
+    pitch_value = check_pitch(pitch)
+    range_value = check_pitch(pitch_range, "pitch range")
+    if voice.startswith(PIPER_PREFIX):
+        if _PIPER is None:  # avatarlab.speech (its __init__) loads the Piper module
+            raise OptionError("Piper voices are not available: import avatarlab.speech first")
+        return _PIPER(
+            text,
+            voice,
+            rate_wpm,
+            pitch=pitch_value,
+            pitch_range=range_value,
+            with_phones=with_phones,
         )
     job = _Job()
     with _LOCK, _espeak(job) as engine:
         engine.set_voice(voice)
         engine.set_rate(rate)
+        engine.set_pitch(pitch_value, range_value)
         engine.synth(text, job)
         sample_rate = engine.sample_rate
     pcm = np.concatenate(job.pcm) if job.pcm else np.zeros(0, np.int16)

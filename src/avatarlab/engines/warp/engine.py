@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -23,6 +23,7 @@ from avatarlab._util import track_progress
 from avatarlab.engines.base import Driver, Frame, Source, register_engine
 from avatarlab.engines.warp import field as fld
 from avatarlab.engines.warp import topology as tp
+from avatarlab.engines.warp.lids import LidLayer
 from avatarlab.engines.warp.motion import BlinkSchedule, HeadMotion, HeadOffset
 from avatarlab.engines.warp.mouth import (
     EDGE_SOFTNESS_PX,
@@ -36,9 +37,11 @@ from avatarlab.engines.warp.mouth import (
     texture_from_frame,
 )
 from avatarlab.engines.warp.options import LoopMode, WarpOptions
+from avatarlab.engines.warp.prosody import StreamingProsody
 from avatarlab.engines.warp.rig import FaceRig, Pose
 from avatarlab.errors import MediaError, NoFaceError, OptionError
 from avatarlab.face import topology as T
+from avatarlab.media import SPEECH_RATE
 
 LIBRARY_BIN_CM = 0.15
 """Video mouth interiors are kept one per opening bin of this width."""
@@ -51,11 +54,15 @@ _MIN_GAP_CM = 0.02
 
 @dataclass
 class SourceFace:
-    """One source frame's face: its rig and the warp vertices (``tp.N_VERTICES``), pixels."""
+    """One source frame's face: its rig and the warp vertices (``tp.N_VERTICES``), pixels.
+
+    ``lids``: its closed-eyelid layer, built from the source image on the first blink.
+    """
 
     rig: FaceRig
     vertices: np.ndarray
     face_width: float
+    lids: LidLayer | None = field(default=None, repr=False)
 
     @staticmethod
     def from_mesh(mesh: np.ndarray) -> SourceFace:
@@ -72,10 +79,16 @@ class SourceFace:
 
 @dataclass
 class HeadWarp:
-    """Soft similarity warp of the head region of a portrait (precomputed grids).
+    """Soft head motion of a portrait (precomputed grids).
 
-    Output pixel ``p`` samples ``p + w(p) (A^-1 p - p)``: the head moves rigidly
-    and the motion fades out over the neck and background.
+    Output pixel ``p`` samples ``p + w(p) (A^-1 p - p) - D(p) (yaw, pitch)``: roll, shift
+    and scale (the affine ``A``) move the head as a whole, yaw and pitch move each pixel by
+    its depth in front of the neck's axis (``D``, pixels, from the mesh's z, spread
+    smoothly beyond the face), so the nose travels further than the outline. The weight
+    ``w`` is 1 on the head and fades to exactly 0 within :data:`JAW_FADE` face heights
+    below the jaw line (the lower face outline, followed column by column) and beyond
+    :data:`HEAD_BLOB` head radii: the neck, collar and clothes stay bit-identical
+    while the head turns.
     """
 
     region: fld.Region
@@ -84,24 +97,41 @@ class HeadWarp:
     weight: np.ndarray  # (H, W) float32
     pivot: np.ndarray  # (2,) rotation centre (neck)
     face_width: float
+    depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    """(H, W) float32: ``w(p) D(p)``, pixels of travel per radian of yaw or pitch."""
 
     @staticmethod
     def around(points: np.ndarray, frame_shape: tuple[int, ...]) -> HeadWarp:
-        pts = np.asarray(points, np.float64)[:, :2]
+        mesh = np.asarray(points, np.float64)
+        pts = mesh[:, :2]
         top, chin = pts[T.FOREHEAD], pts[T.CHIN]
         width = float(np.linalg.norm(pts[234] - pts[454]))
         height = float(np.linalg.norm(chin - top))
         centre = 0.5 * (top + chin) - 0.15 * (chin - top)
         axes = np.array([0.85 * width, 0.8 * height])
         reach = HEAD_BLOB[1]
-        corners = np.array([centre - reach * axes, centre + reach * axes])
-        region = fld.Region.around(corners, frame_shape, pad=0)
+        jaw_x, jaw_y = jaw_line(pts)
+        band = JAW_FADE * height
+        lo = centre - reach * axes
+        bottom = min(centre[1] + reach * axes[1], jaw_y.max() + band)
+        hi = np.array([centre[0] + reach * axes[0], bottom])
+        region = fld.Region.around(np.array([lo, hi]), frame_shape, pad=0)
         ys, xs = np.mgrid[region.y0 : region.y1, region.x0 : region.x1].astype(np.float32)
         r = np.hypot((xs - centre[0]) / axes[0], (ys - centre[1]) / axes[1])
         t = np.clip((r - HEAD_BLOB[0]) / (reach - HEAD_BLOB[0]), 0.0, 1.0)
-        weight = (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)
+        below = np.interp(xs[0], jaw_x, jaw_y)[None, :]  # jaw line y per column
+        u = np.clip((ys - below) / max(band, 1e-6), 0.0, 1.0)
+        weight = ((1.0 - t * t * (3.0 - 2.0 * t)) * (1.0 - u * u * (3.0 - 2.0 * u))).astype(
+            np.float32
+        )
         pivot = chin + 0.25 * (chin - top)
-        return HeadWarp(region, xs, ys, weight, pivot, width)
+        depth = np.zeros_like(weight)
+        if mesh.shape[1] > 2:  # yaw and pitch fade out from the nose tip to the jaw line,
+            # so the chin does not shear against the still neck
+            nose = float(pts[T.NOSE_TIP, 1])
+            v = np.clip((ys - nose) / np.maximum(below - nose, 1.0), 0.0, 1.0)
+            depth = _depth_field(mesh, region, width) * weight * (1.0 - v * v * (3.0 - 2.0 * v))
+        return HeadWarp(region, xs, ys, weight, pivot, width, depth.astype(np.float32))
 
     def apply(self, image: np.ndarray, offset: HeadOffset) -> np.ndarray:
         """``image`` with the head moved by ``offset`` (a new array)."""
@@ -109,18 +139,60 @@ class HeadWarp:
             return image
         forward = offset.matrix(self.pivot, self.face_width)
         inv = cv2.invertAffineTransform(forward).astype(np.float32)
-        mx = self.xs + self.weight * (
-            inv[0, 0] * self.xs + inv[0, 1] * self.ys + inv[0, 2] - self.xs
-        )
-        my = self.ys + self.weight * (
-            inv[1, 0] * self.xs + inv[1, 1] * self.ys + inv[1, 2] - self.ys
-        )
+        w, xs, ys = self.weight, self.xs, self.ys
+        mx = xs + w * (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2] - xs)
+        my = ys + w * (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2] - ys)
+        if offset.yaw and self.depth.size:
+            mx -= np.float32(np.radians(offset.yaw)) * self.depth
+        if offset.pitch and self.depth.size:
+            my -= np.float32(np.radians(offset.pitch)) * self.depth
         out = image.copy()
         r = self.region
         out[r.y0 : r.y1, r.x0 : r.x1] = cv2.remap(
             image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         return out
+
+
+JAW_FADE = 0.09
+"""Head motion fades from full at the jaw line to none this many face heights below it
+(the collar check asks for no motion beyond 0.1 face heights below the chin)."""
+
+
+def jaw_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lower face outline (ear to chin to ear) as ascending x and its y, pixels."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    oval = pts[list(T.FACE_OVAL)]
+    ears = 0.5 * (pts[234, 1] + pts[454, 1])
+    lower = oval[oval[:, 1] >= ears]
+    order = np.argsort(lower[:, 0])
+    return lower[order, 0], lower[order, 1]
+
+
+def _depth_field(mesh: np.ndarray, region: fld.Region, width: float) -> np.ndarray:
+    """``(H, W)`` depth of each pixel in front of the ears' plane (pixels, >= 0).
+
+    Linear over the face mesh, spread smoothly outwards beyond it (hair moves with the
+    forehead, the cheeks' edge with the outline), zero at the ears' depth.
+    """
+    from scipy.interpolate import LinearNDInterpolator
+
+    face = mesh[: tp.N_FACE]
+    z0 = 0.5 * (mesh[234, 2] + mesh[454, 2])
+    d = np.maximum(z0 - face[:, 2], 0.0)
+    h, w = region.height, region.width
+    ys, xs = np.mgrid[region.y0 : region.y1, region.x0 : region.x1].astype(np.float64)
+    inside = LinearNDInterpolator(face[:, :2], d)(xs, ys)
+    known = np.isfinite(inside)
+    values = np.where(known, inside, 0.0).astype(np.float32)
+    mask = known.astype(np.float32)
+    sigma = 0.25 * width
+    spread = cv2.GaussianBlur(values, (0, 0), sigma) / np.maximum(
+        cv2.GaussianBlur(mask, (0, 0), sigma), 1e-6
+    )
+    full = np.where(known, values, spread).astype(np.float32)
+    out = cv2.GaussianBlur(full, (0, 0), 0.03 * width)
+    return out.reshape(h, w)
 
 
 @dataclass
@@ -169,6 +241,12 @@ class WarpAvatar:
 REST_JAW_MAX = 0.25
 """Widest rest pose (``jaw_open``) a portrait keeps from its own parted lips: a photo
 taken mid-vowel rests with the lips a little apart, not wide open."""
+MID_SPEECH_JAW = 1.0
+"""A portrait whose lips are parted wider than the widest vowel of the viseme table
+(``jaw_open`` 1) was caught mid-word: its lips tell nothing about how the speaker rests,
+so pauses close the lips (the table's rest) instead. On the shared clips whose first
+frame is such (hdtf_aoc_8s, talk_c: 1.6), the real speaker's lips are near-closed
+(inner gap < 0.02 face height) in 27-38 % of pause frames; parted rest gave 0 %."""
 
 
 def _is_image_source(source: Source) -> bool:
@@ -250,11 +328,13 @@ class WarpEngine:
         )
 
     def _rest_jaw(self, face: SourceFace) -> float:
-        """``jaw_open`` that renders the portrait's own lip parting (capped), 0 if closed."""
+        """``jaw_open`` that renders the portrait's own lip parting (capped), 0 if closed
+        or caught mid-word (:data:`MID_SPEECH_JAW`)."""
         scale = self.options.expressiveness
-        if scale <= 0.0:
+        own = face.rig.source_jaw_open
+        if scale <= 0.0 or own > MID_SPEECH_JAW:
             return 0.0
-        return min(face.rig.source_jaw_open, REST_JAW_MAX) / scale
+        return min(own, REST_JAW_MAX) / scale
 
     def _prepare_video(self, path: Path) -> WarpAvatar:
         from avatarlab.face import FaceTracker
@@ -327,8 +407,10 @@ class WarpEngine:
         """
         from avatarlab.speech import with_rest_pose
 
-        mouth = with_rest_pose(driver.analyse(avatar.fps).mouth, avatar.rest_jaw)
+        speech = driver.analyse(avatar.fps)
+        mouth = with_rest_pose(speech.mouth, avatar.rest_jaw)
         session = _Session(self, avatar)
+        session.hear(speech.audio16k, last=True)
         try:
             for row in mouth.params:
                 yield session.frame(row)
@@ -362,12 +444,14 @@ class WarpEngine:
         from avatarlab.speech import StreamingMouth, with_rest_pose
 
         mouth = StreamingMouth(sample_rate=sample_rate, fps=avatar.fps)
-        session = _Session(self, avatar)
+        session = _Session(self, avatar, sample_rate)
         rest = avatar.rest_jaw
         try:
             for chunk in audio_chunks:
                 rows = with_rest_pose(mouth.push(chunk), rest).params
+                session.hear(chunk)
                 yield [session.frame(row) for row in rows]
+            session.hear(np.zeros(0, np.float32), last=True)
             yield [session.frame(row) for row in with_rest_pose(mouth.flush(), rest).params]
         finally:
             session.close()
@@ -376,7 +460,9 @@ class WarpEngine:
 class _Session:
     """Per-render state: source frame order, blinks, head motion, chosen interior."""
 
-    def __init__(self, engine: WarpEngine, avatar: WarpAvatar) -> None:
+    def __init__(
+        self, engine: WarpEngine, avatar: WarpAvatar, sample_rate: int = SPEECH_RATE
+    ) -> None:
         from avatarlab.speech import MOUTH_PARAMS
 
         self.options = engine.options
@@ -387,6 +473,8 @@ class _Session:
         seed = self.options.seed
         self.blinks = BlinkSchedule(self.options.blink_rate if portrait else 0.0, avatar.fps, seed)
         self.motion = HeadMotion(self.options.head_motion if portrait else 0.0, avatar.fps, seed)
+        moving = self.motion.amount > 0
+        self.prosody = StreamingProsody(avatar.fps, sample_rate) if moving else None
         self.triangles = tp.warp_triangles()
         self.texture_index = len(avatar.textures) - 1
         self._frames: Iterator[tuple[np.ndarray, int]] | None = (
@@ -404,12 +492,19 @@ class _Session:
         frame, j = next(self._frames)
         return frame, self.avatar.faces[j]
 
+    def hear(self, audio: np.ndarray, last: bool = False) -> None:
+        """Audio (at the session's rate) up to the frames about to be rendered: the
+        prosody that drives head motion (:mod:`.prosody`)."""
+        if self.prosody is not None:
+            self.prosody.push(audio, last)
+
     def frame(self, params: np.ndarray) -> Frame:
         """Render the next output frame for one row of mouth parameters."""
         blink = self.blinks.closure(self.index)
+        prosody = self.prosody.frame(self.index) if self.prosody is not None else None
         self.index += 1
         pose = _pose_from_params(params, self.columns, blink)
-        offset = self.motion.step(pose.jaw_open * (1.0 - pose.lip_closed))
+        offset = self.motion.step(pose.jaw_open * (1.0 - pose.lip_closed), prosody)
         image, face = self._source()
         if face is None:
             return image.copy()
@@ -419,36 +514,32 @@ class _Session:
         return out
 
     def deform(self, image: np.ndarray, face: SourceFace, pose: Pose) -> np.ndarray:
-        """``image`` with ``face`` deformed into ``pose`` and the mouth interior drawn."""
+        """``image`` with ``face`` deformed into ``pose``, the mouth interior and the lids drawn.
+
+        The mesh warp moves the mouth only; a blink is the lid layer (:mod:`.lids`) drawn
+        over the untouched eyes, so the lid keeps the portrait's texture instead of
+        stretching its skin down over the eye.
+        """
+        out = self._deform_mouth(image, face, replace(pose, blink=0.0))
+        if pose.blink > 0:
+            if face.lids is None:
+                face.lids = LidLayer(image, face.vertices[: tp.N_FACE])
+            face.lids.draw(out, pose.blink)
+        return out
+
+    def _deform_mouth(self, image: np.ndarray, face: SourceFace, pose: Pose) -> np.ndarray:
         offsets = np.zeros_like(face.vertices)
         offsets[: tp.N_FACE] = face.rig.displacements(pose, self.options.expressiveness)
-        lids = list(tp.EYE_OPENING)
-        offsets[tp.OPENING_START :] = offsets[lids]
+        offsets[tp.OPENING_START :] = offsets[list(tp.EYE_OPENING)]
         moving = fld.moving_triangles(self.triangles, offsets)
         out = image.copy()
         if not len(moving):
             return out
         target = face.vertices + offsets
-        source = face.vertices
-        if pose.blink > 0:  # the lid slides over the eye, which stays where it is
-            source = face.vertices.copy()
-            source[tp.OPENING_START :] = target[tp.OPENING_START :]
-            source[lids] += face.rig.lid_lift(pose.blink)
         region = fld.Region.around(target[np.unique(moving)], image.shape)
         if region.empty:
             return out
-        step = self.avatar.step
-        source_xy = fld.backward_map(source, target, moving, region, step)
-        if pose.blink > 0 and step > 1.0:  # no coarse-grid blur across the closing lid's seam
-            for eye in tp.EYES:
-                box = fld.Region.around(target[list(eye)], image.shape, pad=int(np.ceil(step)) + 1)
-                box = box.intersection(region)
-                if not box.empty:
-                    fine = fld.backward_map(source, target, moving, box, 1.0)
-                    source_xy[
-                        box.y0 - region.y0 : box.y1 - region.y0,
-                        box.x0 - region.x0 : box.x1 - region.x0,
-                    ] = fine
+        source_xy = fld.backward_map(face.vertices, target, moving, region, self.avatar.step)
         out[region.y0 : region.y1, region.x0 : region.x1] = fld.remap_region(image, source_xy)
         geometry = MouthGeometry.from_points(target, face.rig.frame.scale)
         gap = geometry.gap()

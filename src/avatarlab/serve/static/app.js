@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   session: null, pc: null, ws: null, token: null, events: [],
   cameraAvailable: false, videoTx: null, camera: null, drive: "speech",
+  llm: false, audioTx: null, mic: null, heard: [], replies: [], previewUrl: null,
 };
 window.avatarApp = state; // for tests and debugging
 
@@ -83,6 +84,11 @@ function openEvents(id) {
     else if (ev.type === "drive") onDrive(ev);
     else if (ev.type === "status" && ev.camera) showCamera(ev);
     else if (ev.type === "closed") { log(`session ended: ${ev.reason}`); teardown(); }
+    else if (ev.type === "hearing") $("hearing").textContent = ev.text ? `hearing: ${ev.text} ...` : "hearing ...";
+    else if (ev.type === "heard") onHeard(ev);
+    else if (ev.type === "reply") addTurn("avatar", ev.text);
+    else if (ev.type === "barge_in") log("you interrupted the avatar");
+    else if (ev.type === "reply_latency") $("listen-status").textContent = `answered ${ev.seconds.toFixed(2)} s after you stopped speaking`;
   };
   ws.onclose = () => { if (state.ws === ws) state.ws = null; };
   state.ws = ws;
@@ -101,7 +107,11 @@ async function start() {
     state.videoTx = pc.addTransceiver("video", {
       direction: state.cameraAvailable ? "sendrecv" : "recvonly",
     });
-    pc.addTransceiver("audio", { direction: "recvonly" });
+    // The microphone goes up the same connection (attached with replaceTrack when
+    // listening is on, so switching needs no new offer).
+    state.audioTx = pc.addTransceiver("audio", {
+      direction: navigator.mediaDevices ? "sendrecv" : "recvonly",
+    });
     const stream = new MediaStream();
     pc.ontrack = (ev) => {
       stream.addTrack(ev.track);
@@ -117,7 +127,10 @@ async function start() {
     });
     await pc.setRemoteDescription(answer);
     for (const id of ["end", "say", "stop", "audio-file"]) $(id).disabled = false;
+    $("ask").disabled = !state.llm;
     $("camera").disabled = !state.cameraAvailable;
+    await applyVoice();
+    await setListen($("listen").value);
     $("hint").textContent = "Type something and press Say.";
     log(`session ${session.id.slice(0, 8)} on ${session.avatar} (${session.width}x${session.height})`);
   } catch (e) {
@@ -128,14 +141,18 @@ async function start() {
 
 function teardown() {
   stopCamera();
+  stopMic();
+  $("hearing").textContent = "";
   setDrive("speech");
   if (state.pc) state.pc.close();
   if (state.ws) state.ws.close();
   state.pc = null; state.ws = null; state.session = null;
-  for (const id of ["end", "say", "stop", "audio-file", "camera"]) $(id).disabled = true;
-  state.videoTx = null;
+  for (const id of ["end", "say", "stop", "audio-file", "camera", "ask"]) $(id).disabled = true;
+  state.videoTx = null; state.audioTx = null;
   $("start").disabled = false;
+  $("avatar").srcObject = null;
   setStatus("not connected");
+  showPreview();
 }
 
 async function end() {
@@ -241,13 +258,140 @@ async function toggleCamera() {
   }
 }
 
+// -- talking: the microphone goes to the server, which listens and answers --
+
+function addTurn(who, text) {
+  const li = document.createElement("li");
+  li.className = who;
+  li.textContent = text;
+  $("turns").append(li);
+  (who === "you" ? state.heard : state.replies).push(text);
+  $("turns").scrollTop = $("turns").scrollHeight;
+}
+
+function onHeard(ev) {
+  $("hearing").textContent = "";
+  if (ev.text) addTurn("you", ev.text);
+  else $("listen-status").textContent = "I did not catch that: speak again, a little closer.";
+}
+
+function stopMic() {
+  if (state.mic) state.mic.getTracks().forEach((t) => t.stop());
+  state.mic = null;
+  if (state.audioTx && state.pc && state.pc.connectionState !== "closed") {
+    state.audioTx.sender.replaceTrack(null).catch(() => {});
+  }
+}
+
+async function startMic() {
+  if (state.mic) return;
+  if (!navigator.mediaDevices || !state.audioTx) throw new Error("this browser gives no microphone here (use https or localhost)");
+  try {
+    state.mic = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      video: false,
+    });
+  } catch (e) {
+    if (e.name === "NotAllowedError" || e.name === "SecurityError") {
+      throw new Error("the microphone is blocked: allow it for this page in the browser's site settings, then choose the mode again");
+    }
+    if (e.name === "NotFoundError") throw new Error("no microphone found: plug one in, then choose the mode again");
+    throw e;
+  }
+  await state.audioTx.sender.replaceTrack(state.mic.getAudioTracks()[0]);
+}
+
+async function setListen(mode) {
+  if (!state.session) return;
+  try {
+    if (mode === "off") stopMic(); else await startMic();
+    await api("POST", `/sessions/${state.session.id}/listen`, { mode });
+    $("listen-status").textContent = mode === "off"
+      ? "Choose echo or chat to talk to the avatar."
+      : "Listening: speak to the avatar; speaking while it talks interrupts it.";
+  } catch (e) {
+    log(`microphone: ${e.message}`, true);
+    stopMic();
+    $("listen").value = "off";
+    await api("POST", `/sessions/${state.session.id}/listen`, { mode: "off" }).catch(() => {});
+  }
+}
+
+async function ask() {
+  const text = $("chat-text").value.trim();
+  if (!text || !state.session) return;
+  $("chat-text").value = "";
+  addTurn("you", text);
+  try { await api("POST", `/sessions/${state.session.id}/chat`, { text }); } catch (e) { log(e.message, true); }
+}
+
+// -- voices --
+
+async function loadVoices() {
+  const voices = await api("GET", "/voices");
+  const select = $("voice");
+  const groups = new Map();
+  for (const v of voices) {
+    const key = v.engine === "piper" ? "Piper" : v.language_name || v.language;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(v);
+  }
+  select.replaceChildren(...[...groups].map(([label, list]) => {
+    const g = document.createElement("optgroup");
+    g.label = label;
+    g.append(...list.map((v) => {
+      const o = document.createElement("option");
+      o.value = v.id; o.textContent = v.name;
+      return o;
+    }));
+    return g;
+  }));
+  if (state.defaultVoice) select.value = state.defaultVoice;
+}
+
+async function applyVoice() {
+  if (!state.session) return;
+  try {
+    await api("POST", `/sessions/${state.session.id}/voice`, {
+      voice: $("voice").value || state.defaultVoice,
+      rate_wpm: Number($("rate").value),
+      pitch: Number($("pitch").value),
+    });
+  } catch (e) { log(e.message, true); }
+}
+
+// -- the avatar's still before Start --
+
+async function showPreview() {
+  const id = $("avatar-select").value;
+  if (!id || state.session) return;
+  try {
+    const h = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+    const res = await fetch(`/avatars/${encodeURIComponent(id)}/preview`, { headers: h });
+    if (!res.ok) return;
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = URL.createObjectURL(await res.blob());
+    $("avatar").poster = state.previewUrl;
+  } catch (e) { /* no preview: the dark stage stays */ }
+}
+
 async function loadHealth() {
   const health = await (await fetch("/health")).json();
   state.cameraAvailable = Boolean(health.motion_engine) && Boolean(navigator.mediaDevices);
   $("camera-controls").hidden = !state.cameraAvailable;
+  state.llm = Boolean(health.llm);
+  state.defaultVoice = health.voice;
+  $("chat-row").hidden = !state.llm;
+  $("listen").querySelector('option[value="chat"]').disabled = !state.llm;
+  $("listen").value = health.listen || "off";
 }
 
 $("camera").onclick = toggleCamera;
+$("listen").onchange = (e) => setListen(e.target.value);
+$("ask").onclick = ask;
+$("chat-text").addEventListener("keydown", (e) => { if (e.key === "Enter") ask(); });
+for (const id of ["voice", "rate", "pitch"]) $(id).onchange = applyVoice;
+$("avatar-select").onchange = showPreview;
 $("start").onclick = start;
 $("end").onclick = end;
 $("say").onclick = say;
@@ -255,6 +399,8 @@ $("stop").onclick = () => state.session && api("POST", `/sessions/${state.sessio
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) say(); });
 $("audio-file").onchange = (e) => { if (e.target.files[0]) sayAudio(e.target.files[0]); e.target.value = ""; };
 $("avatar-file").onchange = (e) => { if (e.target.files[0]) uploadAvatar(e.target.files[0]); e.target.value = ""; };
-window.addEventListener("pagehide", () => { stopCamera(); if (state.pc) state.pc.close(); if (state.ws) state.ws.close(); });
-loadHealth().catch((e) => log(`cannot reach the server: ${e.message}`, true));
-loadAvatars().catch((e) => log(`cannot list avatars: ${e.message}`, true));
+window.addEventListener("pagehide", () => { stopCamera(); stopMic(); if (state.pc) state.pc.close(); if (state.ws) state.ws.close(); });
+loadHealth()
+  .then(() => loadVoices())
+  .catch((e) => log(`cannot reach the server: ${e.message}`, true));
+loadAvatars().then(showPreview).catch((e) => log(`cannot list avatars: ${e.message}`, true));
