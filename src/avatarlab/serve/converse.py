@@ -2,7 +2,7 @@
 
 The page sends its microphone over the session's WebRTC connection (an audio
 track beside the camera's video). :class:`Ears` reads that track all the time (so
-nothing queues inside aiortc) and, while the session listens, hands it in 100 ms
+nothing queues inside aiortc) and, while the session listens, hands it in 40 ms
 chunks to a :class:`~avatarlab.speech.listen.Listener` (Silero voice activity and
 streaming PocketSphinx, offline) together with what the avatar played over the same
 span, so the avatar's own voice coming back through the viewer's speakers is not
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("avatarlab.serve")
 
-MIC_CHUNK_S = 0.1
+MIC_CHUNK_S = 0.04
 """Microphone audio handed to the listener at once (seconds)."""
 PLAYED_KEEP_S = 3.0
 """The avatar's played audio kept for the echo check (seconds)."""

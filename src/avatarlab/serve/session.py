@@ -62,6 +62,8 @@ NO_CHAT = (
     "this server has no language model: start it with --llm URL (an OpenAI-compatible "
     "endpoint such as a llama.cpp server) to chat"
 )
+END_OF_TURN_S = 0.4
+"""Silence after which the viewer's utterance counts as finished and gets its answer (s)."""
 STATUS_EVERY_S = 1.0
 """While a camera drives, a ``status`` event (with the latency figures) goes out this often."""
 
@@ -693,9 +695,9 @@ def preload_listening() -> None:
 
 def _new_listener(options: ServeOptions) -> Any:
     """A fresh microphone listener at the WebRTC audio rate."""
-    from avatarlab.speech.listen import Listener
+    from avatarlab.speech.listen import Listener, ListenOptions
 
-    return Listener(sample_rate=AUDIO_RATE)
+    return Listener(sample_rate=AUDIO_RATE, options=ListenOptions(min_silence_s=END_OF_TURN_S))
 
 
 def _conversation(options: ServeOptions) -> Any:

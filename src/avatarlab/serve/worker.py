@@ -52,7 +52,7 @@ from avatarlab.serve.stream import TICK_SAMPLES, Tick
 
 log = logging.getLogger("avatarlab.serve")
 
-LEAD_TICKS = 2
+LEAD_TICKS = 1
 """Ticks a worker renders past the last one handed out (latency added to speak/stop)."""
 SPARE_WORKERS = 1
 """Idle workers a pool keeps started, so a new session need not wait for one."""
