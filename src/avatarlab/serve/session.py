@@ -423,9 +423,10 @@ class Session:
         watch, self._camera_watch = self._camera_watch, None
         if watch is not None and watch is not asyncio.current_task():
             watch.cancel()
+        # Told before the renderer is closed: the status already says speech.
+        self.emit({"type": "drive", "mode": "speech", "reason": reason})
         await asyncio.get_running_loop().run_in_executor(None, camera.close)
         self.touch()
-        self.emit({"type": "drive", "mode": "speech", "reason": reason})
         self.emit({"type": "status", **self.status()})
 
     async def _watch_camera(self, camera: CameraDrive) -> None:
