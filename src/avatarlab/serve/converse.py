@@ -141,7 +141,6 @@ class Ears:
         self._reply: asyncio.Task[None] | None = None
         self.heard = 0  # utterances recognised
         self.barge_ins = 0
-        self.mic_frames = 0
         self.last_heard: str | None = None
         self.last_latency_s: float | None = None  # end of the viewer's speech -> first reply audio
         self._heard_end: float | None = None  # monotonic time the last utterance ended
@@ -190,7 +189,6 @@ class Ears:
                 frame = await track.recv()
                 if not isinstance(frame, av.AudioFrame):
                     continue
-                self.mic_frames += 1
                 if self.mode == "off":
                     chunk, have = [], 0
                     continue
@@ -279,7 +277,6 @@ class Ears:
         assert self.chat is not None and self.conversation is not None
         said: list[str] = []
         messages = self.conversation.messages(text)
-        failed: list[str] = []
 
         async def sentences() -> AsyncIterator[str]:
             try:
@@ -289,7 +286,6 @@ class Ears:
                     self.mouth.emit({"type": "reply", "text": sentence})
                     yield sentence
             except LLMError as exc:
-                failed.append(str(exc))
                 self.mouth.emit({"type": "error", "message": f"the language model failed: {exc}"})
                 if not said:
                     yield APOLOGY

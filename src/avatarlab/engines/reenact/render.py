@@ -21,8 +21,8 @@ opening is a fan over its outline and the iris (so the gaze moves as a disc) who
 top edge hangs from copies of the upper-lid points. When the target lid is lower
 than where the moved source lid would be, the copies stay at that open position, so
 the eye is drawn whole and the lid, drawn after it, slides over it with its lash line
-(the iris is covered, not squashed). Unlike the warp engine the lid skin is sampled
-at its landmarked margin, not above it (``FaceRig.lid_lift``): the lashes then close
+(the iris is covered, not squashed). The lid skin is sampled at its landmarked
+margin, not above it: the lashes then close
 into a dark line, which an independent landmarker needs to read the eye as shut
 (dlib's eye-opening r on expressions_silent 0.67 without the lift, 0.33 with it). Around
 a closing eye the map is computed at full resolution, so the lid's seam is not

@@ -21,12 +21,8 @@ closed, see :meth:`FaceRig.neutralise`):
   nose tip;
 - eyelids: each upper-lid point moves towards its lower-lid partner and the skin
   fold just above it moves with it (``LID_FOLD``), so the lid slides down as a
-  whole instead of shearing the crease into waves; the lid skin is sampled from a
-  little above the landmarked lid margin (:meth:`FaceRig.lid_lift`), because
-  trackers often put that margin inside the visible eye, and stretching it down
-  would drag iris and lashes over the closed eye (one eye shut, the other seemingly
-  open: a wink). The engine draws the eye opening behind the lid
-  (:mod:`.topology`), so a half-closed lid covers the iris instead of squashing it.
+  whole instead of shearing the crease into waves (the reenact engine). The warp
+  engine draws closed lids over the eye instead (:mod:`.lids`).
 """
 
 from __future__ import annotations
@@ -61,9 +57,6 @@ LID_CLOSE = 0.9
 """Fraction of the lid gap the upper lid covers in a full blink (the lower lid does the rest)."""
 ABOVE_NOSE_CM = 1.4
 """Canonical y (cm) above which mouth handles may not move anything (nose tip ~ 1.2)."""
-LID_LIFT = (0.35, 0.5)
-"""At a full blink, the upper-lid skin is sampled from above the landmarked lid margin, by
-this share of the lid gap, at most this share of the skin band above the margin."""
 LID_FOLD = 1.0
 """Share of the upper lid's travel that the skin ring above it follows, so the lid fold
 moves down with the lid instead of being sheared by it."""
@@ -76,8 +69,6 @@ _CORNERS = (*tp.MOUTH_INNER_CORNERS, *T.MOUTH_CORNERS)
 LIP_HANDLES = (*_LIPS_UPPER, *_LIPS_LOWER, *_CORNERS)
 """The 40 lip-contour points the lip operator is driven by (upper, lower, corners)."""
 _N_LIP = len(tp.MOUTH_UPPER)
-_LIDS_LOWER = (*tp.RIGHT_LID_LOWER, *tp.LEFT_LID_LOWER)
-_LIDS_ABOVE = (*tp.RIGHT_LID_ABOVE, *tp.LEFT_LID_ABOVE)
 _EYE_HANDLES = (*tp.EYES[0], *tp.RIGHT_LID_ABOVE, *tp.EYES[1], *tp.LEFT_LID_ABOVE)
 
 
@@ -249,16 +240,6 @@ class FaceRig:
     def displacements(self, pose: Pose, jaw_scale: float = 1.0) -> np.ndarray:
         """``(468, 2)`` pixel offsets from the source mesh to the mesh in ``pose``."""
         return self.frame.displacement(self.deform(pose, jaw_scale) - self.source)
-
-    def lid_lift(self, blink: float) -> np.ndarray:
-        """``(14, 2)`` pixel shifts of where the upper-lid points of ``tp.EYE_OPENING`` sample
-        the source at lid closure ``blink``: towards the skin band above (``LID_LIFT``)."""
-        up = self.source[list(tp.EYE_OPENING)]
-        gap = np.linalg.norm(self.source[list(_LIDS_LOWER)] - up, axis=1)
-        band = self.source[list(_LIDS_ABOVE)] - up
-        length = np.linalg.norm(band, axis=1)
-        lift = np.minimum(LID_LIFT[0] * gap, LID_LIFT[1] * length) / np.maximum(length, 1e-9)
-        return self.frame.displacement(float(np.clip(blink, 0.0, 1.0)) * lift[:, None] * band)
 
 
 def _close_lips(
