@@ -352,6 +352,11 @@ def main() -> None:
     parser.add_argument("--skip-clips", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-life", action="store_true", help="skip issue 15's life checks")
+    parser.add_argument(
+        "--lopo",
+        action="store_true",
+        help="also print the leave-one-performance-out lip-timing table (bench/lipsync_lopo.py)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("AVATARLAB_PROGRESS", "0")
     one_core()
@@ -379,6 +384,17 @@ def main() -> None:
                 f"{'mean':18} {mean_r:6.3f}   (targets: r >= 0.6, |lag| <= 1, CSIM >= 0.95, "
                 "PSNR >= 35 dB)"
             )
+        if args.lopo:
+            import sys
+
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from lipsync_lopo import load_clip, lopo_lead
+
+            print("leave one performance out (requested opening; lead chosen on the others):")
+            held = lopo_lead([load_clip(clip) for clip in args.clips])
+            for name, lead, r0, lag, r_lag in held:
+                print(f"{name:18} lead {1000 * lead:3.0f} ms {r0:6.3f} {lag:+4d} {r_lag:6.3f}")
+            print(f"{'mean (held out)':18} {np.mean([h[2] for h in held]):13.3f}")
         if not args.skip_life:
             print("life (first frame + own audio, default options: head_motion 0.5, blinks):")
             print(

@@ -1,12 +1,15 @@
-"""Write docs/contact_sheet.png: what the warp engine makes of a few portraits.
+"""Write docs/contact_sheet.png and docs/strips/*.gif: what the warp engine makes of a few portraits.
 
 One row per portrait (the bundled ``skimage.data.astronaut()`` and, when
 ``../shared/data/image`` exists, a photo, paintings and a cartoon): the source
 face, then output frames of ``speak`` for one sentence picked to show the range
 of shapes (closed lips, wide open, rounded, spread, a blink), cropped around the
-face.
+face. Then one looping GIF per portrait (``docs/strips/NAME.gif``): the first
+seconds of the same sentence at the default options (head motion, blinks), every
+second frame, so a reader sees the motion and not only the shapes.
 
     python scripts/contact_sheet.py [-o docs/contact_sheet.png] [--size 200]
+        [--strips docs/strips] [--strip-size 144] [--strip-seconds 3.2]
 """
 
 from __future__ import annotations
@@ -74,10 +77,32 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def _strip(frames: list[np.ndarray], mesh: np.ndarray, size: int, fps: float, out: Path) -> None:
+    """A looping GIF of ``frames`` (RGB, every second one) cropped around the source face."""
+    from PIL import Image
+
+    step = 2
+    tiles = [Image.fromarray(_crop(f, mesh, size)) for f in frames[::step]]
+    palette = tiles[len(tiles) // 2].quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+    images = [t.quantize(palette=palette, dither=Image.Dither.NONE) for t in tiles]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(
+        out,
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 * step / fps),
+        loop=0,
+        optimize=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "contact_sheet.png"))
     parser.add_argument("--size", type=int, default=200, help="tile side in pixels")
+    parser.add_argument("--strips", default=str(ROOT / "docs" / "strips"), help="GIF folder")
+    parser.add_argument("--strip-size", type=int, default=144, help="GIF side in pixels")
+    parser.add_argument("--strip-seconds", type=float, default=3.2, help="GIF length")
     args = parser.parse_args()
     from avatarlab.engines.warp.motion import BlinkSchedule
     from avatarlab.speech import analyze_speech
@@ -95,10 +120,12 @@ def main() -> None:
             print(f"{name}: no face found, skipped")
             continue
         mesh = np.asarray(avatar.faces[0].vertices)
-        wanted = set(picks)
-        frames = {
-            i: f for i, f in enumerate(engine.render(avatar, Driver(speech=speech))) if i in wanted
-        }
+        rendered = list(engine.render(avatar, Driver(speech=speech)))
+        frames = {i: rendered[i] for i in picks}
+        moving = WarpEngine(WarpOptions(seed=2))
+        first = int(args.strip_seconds * moving.options.fps)
+        strip = list(moving.render(moving.prepare(image), Driver(speech=speech)))[:first]
+        _strip(strip, mesh, args.strip_size, moving.options.fps, Path(args.strips) / f"{name}.gif")
         tiles = [_crop(image, mesh, args.size)] + [_crop(frames[i], mesh, args.size) for i in picks]
         tiles = [_label(t, f"{name} " if c == 0 else COLUMNS[c]) for c, t in enumerate(tiles)]
         rows.append(np.hstack(tiles))

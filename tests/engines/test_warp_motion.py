@@ -140,7 +140,20 @@ def test_collar_stays_while_the_head_turns(suit):
     assert nose[0] > 1.0  # yaw: the nose moves further than the outline, to image right
 
 
-def test_render_with_head_motion_leaves_the_collar(suit, data_dir):
+def test_head_weight_has_no_step_beside_the_jaw(suit):
+    """Where the jaw line climbs to the ears the weight must not jump between columns
+    (it did: a 10 degree roll tore the cheek from the background)."""
+    from avatarlab.engines.warp.engine import JAW_FADE
+
+    _, _, avatar = suit
+    mesh = avatar.faces[0].vertices
+    band = JAW_FADE * float(np.linalg.norm(mesh[152] - mesh[10]))
+    w = avatar.head.weight
+    steepest = max(np.abs(np.diff(w, axis=0)).max(), np.abs(np.diff(w, axis=1)).max())
+    assert steepest < 3.0 / band  # about a smoothstep over the band (1.5 / band); was 30
+
+
+def test_render_with_head_and_jaw_motion_leaves_the_collar(suit, data_dir):
     from avatarlab.engines.base import Driver
     from avatarlab.speech import analyze_speech
 
@@ -154,13 +167,18 @@ def test_render_with_head_motion_leaves_the_collar(suit, data_dir):
     mesh = avatar.faces[0].vertices
     height = float(np.linalg.norm(mesh[152] - mesh[10]))
     collar = int(np.ceil(mesh[152, 1] + 0.1 * height))
+    chin = slice(int(mesh[152, 1] - 0.05 * height), int(mesh[152, 1] + 0.02 * height))
     a = still.render(avatar, short)
     b = moving.render(avatar, short)
-    changed = 0
+    changed = jaw = 0
     for _, x, y in zip(range(40), a, b, strict=False):
-        assert np.array_equal(x[collar:], y[collar:])
+        # neither the jaw (the mouth's warp) nor the head (with brows and smile) moves it
+        assert np.array_equal(x[collar:], frame[collar:])
+        assert np.array_equal(y[collar:], frame[collar:])
         changed += int(not np.array_equal(x[:collar], y[:collar]))
+        jaw += int(not np.array_equal(x[chin], frame[chin]))
     assert changed >= 35  # the head itself moves
+    assert jaw >= 20  # and the chin with the jaw
 
 
 # -- lips at rest ----------------------------------------------------------------------------

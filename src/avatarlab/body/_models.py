@@ -25,7 +25,9 @@ MIN_TRACKING = 0.5
 
 def new_pose(static: bool) -> Any:
     """A MediaPipe Pose graph (the "full" model, with MediaPipe's own landmark filter)."""
-    from mediapipe.python.solutions import pose
+    from avatarlab.face.models import import_mediapipe_solution
+
+    pose = import_mediapipe_solution("pose")
 
     return QuietGraph(
         pose.Pose,
@@ -40,7 +42,9 @@ def new_pose(static: bool) -> Any:
 
 def new_hands(static: bool) -> Any:
     """A MediaPipe Hands graph for one hand (it runs on a crop around one wrist)."""
-    from mediapipe.python.solutions import hands
+    from avatarlab.face.models import import_mediapipe_solution
+
+    hands = import_mediapipe_solution("hands")
 
     return QuietGraph(
         hands.Hands,
@@ -54,6 +58,8 @@ def new_hands(static: bool) -> Any:
 
 def new_selfie_segmentation(landscape: bool = False) -> Any:
     """MediaPipe selfie segmentation: general (256x256) or landscape (144x256) model."""
-    from mediapipe.python.solutions import selfie_segmentation
+    from avatarlab.face.models import import_mediapipe_solution
+
+    selfie_segmentation = import_mediapipe_solution("selfie_segmentation")
 
     return QuietGraph(selfie_segmentation.SelfieSegmentation, model_selection=1 if landscape else 0)

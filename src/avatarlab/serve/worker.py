@@ -61,7 +61,7 @@ PRELOAD = (
     "avatarlab.serve.render",
     "avatarlab.speech",
     "silero_vad",  # torch: the streaming mouth's voice-activity model
-    "mediapipe",  # face-mesh tables the warp render reads (and matplotlib, which it imports)
+    "mediapipe",  # face-mesh tables the warp render reads
 )
 """Modules the forkserver imports once (those missing are skipped), so every worker starts
 with them loaded and shares their memory; a spare worker's warm-up covers the rest."""

@@ -14,6 +14,7 @@ as ``engine_options`` (its ``Options`` instance, or a dict of its fields)::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,10 @@ from avatarlab.engines.base import set_fields
 from avatarlab.errors import OptionError
 from avatarlab.tasks._output import check_output_file
 from avatarlab.tasks.postprocess import PostOptions, Postprocessor
+
+log = logging.getLogger("avatarlab.tasks")
+#: Whether the ``--transcript`` hint was shown in this process (it is shown once).
+_TRANSCRIPT_HINT = {"shown": False}
 
 AudioInput = str | os.PathLike[str] | np.ndarray
 EngineOptions = object | Mapping[str, Any] | None
@@ -170,6 +175,15 @@ def _write(
 
     fps = float(avatar.fps)
     speech = driver.analyse(fps)
+    if (
+        speech.source in ("pocketsphinx-words", "pocketsphinx-phones")
+        and not _TRANSCRIPT_HINT["shown"]
+    ):
+        _TRANSCRIPT_HINT["shown"] = True
+        log.warning(
+            "lip timing comes from recognising the speech; pass its words with --transcript "
+            "(transcript=...) for exact timing"
+        )
     n = len(speech.mouth)
     if n == 0:
         raise OptionError("the speech is empty (0 frames long): pass audio or text with speech")

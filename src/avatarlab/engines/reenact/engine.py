@@ -32,6 +32,8 @@ from avatarlab.engines.reenact.transfer import (
     region_weights,
     target_mesh,
 )
+from avatarlab.engines.warp import topology as tp
+from avatarlab.engines.warp.lids import LidLayer
 from avatarlab.engines.warp.motion import BlinkSchedule
 from avatarlab.engines.warp.mouth import (
     FaceColours,
@@ -57,6 +59,14 @@ class SourceFrameFace:
     geometry: FaceGeometry
     layout: render.SourceLayout
     gap: float
+    lids: LidLayer | None = None
+
+    def lid_layer(self, image: np.ndarray, target: np.ndarray) -> LidLayer | None:
+        """The closed-lid layer of this face, built from ``image`` the first time ``target``
+        ``(478, 2)`` closes an eye at all (``None`` while none has)."""
+        if self.lids is None and render.lid_closure(self.layout, target)[1].any():
+            self.lids = LidLayer(image, self.geometry.mesh[: tp.N_FACE, :2])
+        return self.lids
 
 
 @dataclass
@@ -402,7 +412,8 @@ class _Session:
             return image.copy()
         geometry = face.geometry
         target = target_mesh(geometry, motion, self.options, keep_pose=self.avatar.is_video)
-        out = render.warp_face(image, face.layout, target[:, :2], target[:, 2])
+        lids = face.lid_layer(image, target[:, :2])
+        out = render.warp_face(image, face.layout, target[:, :2], target[:, 2], lids)
         moved = self.options.moves_head and not self.avatar.is_video
         scale = geometry.frame.scale * (motion.scale if moved else 1.0)
         if (

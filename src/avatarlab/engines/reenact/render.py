@@ -16,17 +16,15 @@ One backward map per frame, built on a coarse grid and resampled once:
 - the grid is upsampled bilinearly (``cv2.resize``: grid points sit at cell centres)
   and the frame is sampled once (``cv2.remap``).
 
-Eyes (the warp engine's lid model, :mod:`avatarlab.engines.warp.rig`): each eye
-opening is a fan over its outline and the iris (so the gaze moves as a disc) whose
-top edge hangs from copies of the upper-lid points. When the target lid is lower
-than where the moved source lid would be, the copies stay at that open position, so
-the eye is drawn whole and the lid, drawn after it, slides over it with its lash line
-(the iris is covered, not squashed). The lid skin is sampled at its landmarked
-margin, not above it: the lashes then close
-into a dark line, which an independent landmarker needs to read the eye as shut
-(dlib's eye-opening r on expressions_silent 0.67 without the lift, 0.33 with it). Around
-a closing eye the map is computed at full resolution, so the lid's seam is not
-blurred by the coarse grid.
+Eyes: each eye opening is a fan over its outline whose top edge hangs from copies of
+the upper-lid points, so the eyeball follows the corners and lids; the gaze is then
+added per row (:class:`EyeSource`): the iris chord moves whole and the sclera beside it
+stretches or squeezes to the opening's edge. When the target lid is lower than where the
+moved source lid would be, the copies stay at that open position; given the source's
+:class:`~avatarlab.engines.warp.lids.LidLayer`, the lid is held open in the warp too and
+the layer (skin and a lash line, drawn in the source and moved by the eye's map without
+the gaze) closes it; without one, the lid skin slides down over the eye. Around a moving
+or closing eye the map is computed at full resolution.
 
 The mouth interior is drawn between the target lips with the warp engine's
 :func:`~avatarlab.engines.warp.mouth.render_interior` when they part wider than
@@ -44,6 +42,7 @@ import numpy as np
 from avatarlab.engines.reenact import _raster
 from avatarlab.engines.warp import field as fld
 from avatarlab.engines.warp import topology as tp
+from avatarlab.engines.warp.lids import MEET, LidLayer
 from avatarlab.engines.warp.mouth import (
     EDGE_SOFTNESS_PX,
     MouthGeometry,
@@ -64,9 +63,15 @@ HEAD_REACH = 1.9
 MIN_GAP_CM = 0.03
 """Target lip openings below this (beyond the source's own) draw no interior."""
 _EYE_PAD = 2
+MIN_GAZE_PX = 0.25
+"""An iris moving less than this (source pixels) leaves the eye's map as it is."""
+EYEBALL_PER_IRIS = 12.0 / 5.9
+"""Eyeball radius over iris radius (about 12 mm and 5.9 mm in adults)."""
+_GAZE_SLACK_PX = 0.5
 """Pixels around a closing eye's outline whose map is computed at full resolution."""
 _LID_UPPER = np.array(tp.EYE_OPENING)
 _LID_LOWER = np.array((*tp.RIGHT_LID_LOWER, *tp.LEFT_LID_LOWER))
+_LID_ABOVE = np.array((*tp.RIGHT_LID_ABOVE, *tp.LEFT_LID_ABOVE))
 _EYE_FRAME = tuple(
     np.array((*corners, *lower))
     for corners, lower in (
@@ -93,31 +98,121 @@ def _opening_loop(loop: tuple[int, ...]) -> list[int]:
 
 
 def eye_triangles(points: np.ndarray) -> np.ndarray:
-    """Triangles filling both eye openings of a source mesh ``(478, 2)``, iris included.
+    """Triangles filling both eye openings of a source mesh ``(478, 2)``, over the outline.
 
-    Per eye: Delaunay over its outline, the iris centre and the iris's two horizontal
-    extremes (the top and bottom ones are usually under the lids), keeping the
-    triangles inside the outline, so a moving iris slides as a disc over the sclera.
-    Upper-lid corners are given as their opening copies (``OPENING_START + k``).
+    Per eye: Delaunay over its outline, keeping the triangles inside it, so the
+    eyeball follows the lids and corners; the gaze is added afterwards by
+    :class:`EyeSource` (the iris moves as a disc over the sclera). Upper-lid corners
+    are given as their opening copies (``OPENING_START + k``).
     """
     from matplotlib.path import Path as PolyPath
     from scipy.spatial import Delaunay
 
     out = []
-    for loop, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS), (T.LEFT_EYE, T.LEFT_IRIS)):
-        centre, ring = iris[0], np.array(iris[1:])
-        ends = ring[np.argsort(np.abs(points[ring, 0] - points[centre, 0]))[-2:]]
+    for loop in (T.RIGHT_EYE, T.LEFT_EYE):
+        ids = np.array(_opening_loop(loop))
         outline = points[list(loop)]
-        inner = [i for i in (centre, *ends) if PolyPath(outline).contains_point(points[i])]
-        ids = np.array([*_opening_loop(loop), *inner])
-        local = np.vstack([outline, points[inner]]) if inner else outline
         try:
-            simplices = Delaunay(local).simplices
+            simplices = Delaunay(outline).simplices
         except Exception:  # degenerate (closed) eye: a fan from the first corner
             simplices = np.array([[0, k, k + 1] for k in range(1, len(loop) - 1)])
-        keep = PolyPath(outline).contains_points(local[simplices].mean(1))
+        keep = PolyPath(outline).contains_points(outline[simplices].mean(1))
         out.append(ids[simplices[keep]])
     return np.vstack(out).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class EyeSource:
+    """One source eye opening, for moving its iris as a disc (the gaze).
+
+    ``x0``/``y0``: top-left pixel of ``left``/``right``, the opening's extent (source
+    pixels, ``-inf``/``inf`` on rows outside it) on each row ``y0 + k``; ``iris``:
+    ``(2,)`` iris centre and ``radius`` (pixels); ``middle``: x of the corners' midpoint
+    (the eyeball's axis looking ahead); ``frame``: mesh indices whose motion the eye
+    without its gaze follows (corners and lower lid).
+    """
+
+    x0: int
+    y0: int
+    left: np.ndarray
+    right: np.ndarray
+    iris: np.ndarray
+    radius: float
+    middle: float
+    frame: np.ndarray
+
+    @staticmethod
+    def build(points: np.ndarray, eye: int) -> EyeSource | None:
+        """From a source mesh ``(478, 2)`` pixels; ``None`` without an iris."""
+        loop, iris = (T.RIGHT_EYE, T.RIGHT_IRIS) if eye == 0 else (T.LEFT_EYE, T.LEFT_IRIS)
+        ring = points[list(iris)]
+        if not np.isfinite(ring).all():
+            return None
+        outline = points[list(loop)].astype(np.float64)
+        x0, y0 = np.floor(outline.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(outline.max(0)).astype(int) + 2
+        # Each row's extent: where the outline's edges cross the lines at the row's
+        # centre and half a pixel either side, the widest (a pixel anywhere in the row
+        # that the eye map puts inside the opening is then inside the extent).
+        rows = np.arange(y0 - 0.5, y1 + 0.75, 0.5)
+        a, b = outline, np.roll(outline, -1, axis=0)
+        lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+        cross = (rows[:, None] >= lo) & (rows[:, None] <= hi) & (hi > lo)
+        t = (rows[:, None] - a[:, 1]) / np.where(hi > lo, b[:, 1] - a[:, 1], 1.0)
+        xs = a[:, 0] + t * (b[:, 0] - a[:, 0])
+        fine_left = np.where(cross, xs, np.inf).min(1)
+        fine_right = np.where(cross, xs, -np.inf).max(1)
+        n = y1 - y0
+        pick = 2 * np.arange(n)[:, None] + np.arange(3)  # row k: lines y0 + k - 0.5 .. + 0.5
+        left = fine_left[pick].min(1) - _GAZE_SLACK_PX
+        right = fine_right[pick].max(1) + _GAZE_SLACK_PX
+        empty = ~(right > left)
+        left[empty], right[empty] = np.inf, -np.inf
+        corners = points[list(loop[:1]) + [loop[len(loop) // 2]]].astype(np.float64)
+        centre = ring[0].astype(np.float64)
+        radius = float(np.linalg.norm(ring[1:] - centre, axis=1).mean())
+        middle = float(corners[:, 0].mean())
+        return EyeSource(int(x0), int(y0), left, right, centre, radius, middle, _EYE_FRAME[eye])
+
+    def gaze(self, xy: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """Source positions ``(N, 2)`` remapped so the iris moves by ``shift`` (pixels).
+
+        Positions inside the opening: on each row the iris chord is moved whole and the
+        sclera on either side is stretched or squeezed between it and the opening's
+        edge, so the eye white shows where the iris left; others are unchanged.
+        """
+        out = xy.copy()
+        row = np.floor(xy[:, 1] + 0.5).astype(np.int64) - self.y0
+        ok = (row >= 0) & (row < len(self.left))
+        row = np.clip(row, 0, len(self.left) - 1)
+        lo, hi = self.left[row], self.right[row]
+        x, y = xy[:, 0], xy[:, 1]
+        ok &= (x >= lo) & (x <= hi)
+        if not ok.any():
+            return out
+        x, y, lo, hi = x[ok], y[ok], lo[ok], hi[ok]
+        moved = self.iris + shift
+        half = np.sqrt(np.maximum(self.radius**2 - (y - moved[1]) ** 2, 0.0))
+        # The iris is a disc on a ball: turned by theta it is seen theta-foreshortened.
+        ball = EYEBALL_PER_IRIS * self.radius
+        turn = [
+            float(np.clip((c - self.middle) / ball, -0.95, 0.95)) for c in (self.iris[0], moved[0])
+        ]
+        narrow = np.sqrt(1.0 - turn[1] ** 2) / np.sqrt(1.0 - turn[0] ** 2)
+        a, b = moved[0] - narrow * half, moved[0] + narrow * half  # chord where the iris goes
+        a_src, b_src = self.iris[0] - half, self.iris[0] + half  # chord it comes from
+        eps = 1e-3
+        wl = (x - lo) / np.maximum(a - lo, eps)
+        wr = (hi - x) / np.maximum(hi - b, eps)
+        new_x = np.where(
+            x < a,
+            lo + wl * (a_src - lo),
+            np.where(x > b, hi - wr * (hi - b_src), self.iris[0] + (x - moved[0]) / narrow),
+        )
+        weight = np.clip(np.where(x < a, wl, np.where(x > b, wr, 1.0)), 0.0, 1.0)
+        out[ok, 0] = np.clip(new_x, lo, hi)
+        out[ok, 1] = y - weight * shift[1]
+        return out
 
 
 @lru_cache(maxsize=1)
@@ -157,7 +252,8 @@ class SourceLayout:
 
     ``vertices``: ``(N_VERTICES, 2)`` pixels (mesh, ring, upper-lid copies); ``eyes``:
     :func:`eye_triangles`; ``centre``/``axes``: ellipse (pixels) holding the ring;
-    ``step``: grid spacing of the warp; ``scale``: pixels per cm.
+    ``step``: grid spacing of the warp; ``scale``: pixels per cm; ``gaze``: per eye
+    its :class:`EyeSource` (``None`` without an iris).
     """
 
     vertices: np.ndarray
@@ -166,6 +262,7 @@ class SourceLayout:
     axes: np.ndarray
     step: float
     scale: float
+    gaze: tuple[EyeSource | None, EyeSource | None] = (None, None)
 
     @staticmethod
     def build(mesh: np.ndarray, canon: np.ndarray, frame: object, crop_size: int) -> SourceLayout:
@@ -187,6 +284,7 @@ class SourceLayout:
             axes,
             step,
             float(frame.scale),  # type: ignore[attr-defined]
+            (EyeSource.build(xy[:N_MESH], 0), EyeSource.build(xy[:N_MESH], 1)),
         )
 
 
@@ -310,24 +408,84 @@ def lid_closure(layout: SourceLayout, target: np.ndarray) -> tuple[np.ndarray, n
     return np.where(closure[:, None] > 0, opened, lids), closure
 
 
+def gaze_shift(layout: SourceLayout, target: np.ndarray, eye: int) -> np.ndarray | None:
+    """``(2,)`` source pixels the iris of ``eye`` moves by, in the source eye's frame.
+
+    The target iris centre is brought back into the source by the similarity of the
+    eye's corners and lower lid (the eye without its gaze); ``None`` when the eye has
+    no iris or it moves by less than ``MIN_GAZE_PX``.
+    """
+    eye_source = layout.gaze[eye]
+    if eye_source is None:
+        return None
+    centre = target[T.RIGHT_IRIS_CENTER if eye == 0 else T.LEFT_IRIS_CENTER]
+    if not np.isfinite(centre).all():
+        return None
+    back = similarity_2d(target[eye_source.frame], layout.vertices[eye_source.frame])
+    shift = back[:, :2] @ centre + back[:, 2] - eye_source.iris
+    return shift if float(np.hypot(*shift)) >= MIN_GAZE_PX else None
+
+
+def lid_cover(
+    lids: LidLayer, shape: tuple[int, ...], closure: float, box: fld.Region
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lid layer at ``closure`` over ``box`` of the source, as ``(opacity (h, w),
+    premultiplied colour (h, w, 3))`` float32: ``frame * (1 - opacity) + colour`` is the
+    frame with the lids drawn. Read off by drawing the layer over black and over white.
+    """
+    black = np.zeros(shape, np.uint8)
+    white = np.full(shape, 255, np.uint8)
+    lids.draw(black, closure)
+    lids.draw(white, closure)
+    rows, cols = slice(box.y0, box.y1), slice(box.x0, box.x1)
+    colour = black[rows, cols].astype(np.float32)
+    opacity = 1.0 - (white[rows, cols].astype(np.float32) - colour).mean(-1) / 255.0
+    return np.clip(opacity, 0.0, 1.0), colour
+
+
+def hold_lids_open(
+    layout: SourceLayout, target: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """``target`` with each closing upper lid (and the skin ring above it) held where the
+    open eye would put it, and each eye's closure for :class:`LidLayer` (0 open .. 1 shut).
+
+    The warp then keeps the eye open and the lid layer, drawn in the source and moved
+    with it, closes it: the lid shows skin and a lash line instead of a stretched band.
+    """
+    opened, closure = lid_closure(layout, target)
+    held = target.copy()
+    move = opened - target[_LID_UPPER]
+    held[_LID_UPPER] += move
+    held[_LID_ABOVE] += move
+    n = len(tp.RIGHT_LID_UPPER)
+    # lid_closure's share of the gap to the lower lid; the layer's lids meet at MEET of it.
+    per_eye = tuple(float(min(closure[e * n : (e + 1) * n].mean() / MEET, 1.0)) for e in (0, 1))
+    return held, (per_eye[0], per_eye[1])
+
+
 def warp_face(
     image: np.ndarray,
     layout: SourceLayout,
     target: np.ndarray,
     target_depth: np.ndarray,
+    lids: LidLayer | None = None,
 ) -> np.ndarray:
     """``image`` with its mesh moved to ``target`` ``(478, 2)`` pixels (a new array).
 
     ``target_depth``: ``(478,)`` depth of the target points (larger = farther) for
-    the drawing order.
+    the drawing order. ``lids``: the source's lid layer; given, a closing eye is kept
+    open by the warp and closed by the layer (:func:`hold_lids_open`), else the lid
+    skin slides down over the eye.
     """
     src = layout.vertices
+    eye_closure = (0.0, 0.0)
+    if lids is not None:
+        target, eye_closure = hold_lids_open(layout, target)
     affine = similarity_2d(src[RIGID_POINTS], target[RIGID_POINTS])
     ring = src[RING_START:OPENING_START] @ affine[:, :2].T + affine[:, 2]
     opening, closure = lid_closure(layout, target)
     dst = np.vstack([target, ring, opening])
     _clamp_irises(dst)
-    closing = bool(closure.any())
     region = _head_region(layout, affine, image.shape)
     out = image.copy()
     if region.empty:
@@ -339,19 +497,33 @@ def warp_face(
     coarse = head_map(layout, affine, grid)
     rasterise(coarse, src, dst, triangles, grid)
     source_xy = cv2.resize(coarse, (region.width, region.height), interpolation=cv2.INTER_LINEAR)
-    if closing and layout.step > 1.0:  # no coarse-grid blur across a closing lid's seam
+    n = len(tp.RIGHT_LID_UPPER)
+    covers: list[tuple[fld.Region, np.ndarray, float]] = []
+    for e, eye in enumerate(tp.EYES):
+        shift = gaze_shift(layout, dst, e)
+        lid = bool(closure[e * n : (e + 1) * n].any()) and layout.step > 1.0
+        shut = eye_closure[e] > 0.0
+        if shift is None and not lid and not shut:
+            continue
+        # Full resolution around the eye: no coarse-grid blur of the iris or the lid's seam.
         pad = int(np.ceil(layout.step)) + _EYE_PAD
-        for e, eye in enumerate(tp.EYES):
-            if not closure[e * len(tp.RIGHT_LID_UPPER) : (e + 1) * len(tp.RIGHT_LID_UPPER)].any():
-                continue
-            box = fld.Region.around(dst[list(eye)], image.shape, pad=pad).intersection(region)
-            if box.empty:
-                continue
-            rows = slice(box.y0 - region.y0, box.y1 - region.y0)
-            cols = slice(box.x0 - region.x0, box.x1 - region.x0)
-            patch = np.ascontiguousarray(source_xy[rows, cols])
+        above = (tp.RIGHT_LID_ABOVE, tp.LEFT_LID_ABOVE)[e]
+        reach = dst[list(eye) + list(above)] if shut else dst[list(eye)]
+        box = fld.Region.around(reach, image.shape, pad=pad).intersection(region)
+        if box.empty:
+            continue
+        rows = slice(box.y0 - region.y0, box.y1 - region.y0)
+        cols = slice(box.x0 - region.x0, box.x1 - region.x0)
+        patch = np.ascontiguousarray(source_xy[rows, cols])
+        if layout.step > 1.0:
             rasterise(patch, src, dst, triangles, Grid.over(box, 1.0))
-            source_xy[rows, cols] = patch
+        if shut:
+            covers.append((box, patch.copy(), eye_closure[e]))
+        eye_source = layout.gaze[e]
+        if shift is not None and eye_source is not None:
+            flat = patch.reshape(-1, 2).astype(np.float64)
+            patch = eye_source.gaze(flat, shift).astype(np.float32).reshape(patch.shape)
+        source_xy[rows, cols] = patch
     # One (H, W, 2) map, no second map: OpenCV accepts None there; its stubs do not.
     out[region.y0 : region.y1, region.x0 : region.x1] = cv2.remap(
         image,
@@ -360,7 +532,32 @@ def warp_face(
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+    if lids is not None and covers:
+        _draw_lids(out, lids, covers, image.shape)
     return out
+
+
+def _draw_lids(
+    out: np.ndarray,
+    lids: LidLayer,
+    covers: list[tuple[fld.Region, np.ndarray, float]],
+    shape: tuple[int, ...],
+) -> None:
+    """Composite the source lid layer, moved by each eye's map (without the gaze), into ``out``."""
+    for box, xy, closure in covers:
+        src_box = fld.Region.around(xy.reshape(-1, 2), shape, pad=2)
+        if src_box.empty:
+            continue
+        opacity, colour = lid_cover(lids, shape, closure, src_box)
+        local: np.ndarray = np.ascontiguousarray(
+            xy - np.array([src_box.x0, src_box.y0], np.float32)
+        )
+        border = cv2.BORDER_REPLICATE
+        a = cv2.remap(opacity, local, None, cv2.INTER_LINEAR, borderMode=border)  # type: ignore[call-overload]
+        c = cv2.remap(colour, local, None, cv2.INTER_LINEAR, borderMode=border)  # type: ignore[call-overload]
+        view = out[box.y0 : box.y1, box.x0 : box.x1]
+        mixed = view.astype(np.float32) * (1.0 - a[..., None]) + c
+        view[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
 def draw_mouth(

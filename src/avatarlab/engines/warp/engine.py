@@ -3,9 +3,11 @@
 ``prepare`` finds the face mesh (a portrait) or tracks it through a video,
 fits the rig (:mod:`.rig`) to every source frame and gathers mouth interiors
 (:mod:`.mouth`). ``render`` turns each frame's mouth parameters (from
-:mod:`avatarlab.speech`) into mesh offsets, warps the lower face piecewise-affinely
+:mod:`avatarlab.speech`) into mesh offsets, warps the face piecewise-affinely
 (:mod:`.field`), draws the interior between the parted lips, and for portraits
-adds blinks and head motion (:mod:`.motion`). No training, no weights; about
+adds blinks (:mod:`.lids`), prosody-driven head motion, brow raises on pitch
+accents and a slowly changing smile (:mod:`.motion`, :mod:`.prosody`); the neck
+and clothes below the jaw line stay still. No training, no weights; about
 real time on one CPU core at 512x512.
 """
 
@@ -31,6 +33,7 @@ from avatarlab.engines.warp.mouth import (
     MouthGeometry,
     MouthTexture,
     cavity_colour,
+    fill_missing_teeth,
     portrait_texture,
     render_interior,
     synthetic_texture,
@@ -86,7 +89,8 @@ class HeadWarp:
     its depth in front of the neck's axis (``D``, pixels, from the mesh's z, spread
     smoothly beyond the face), so the nose travels further than the outline. The weight
     ``w`` is 1 on the head and fades to exactly 0 within :data:`JAW_FADE` face heights
-    below the jaw line (the lower face outline, followed column by column) and beyond
+    below the chin (distance below or beside the lower face outline; wider beside the
+    cheeks, where there is room above the collar) and beyond
     :data:`HEAD_BLOB` head radii: the neck, collar and clothes stay bit-identical
     while the head turns.
     """
@@ -120,16 +124,27 @@ class HeadWarp:
         r = np.hypot((xs - centre[0]) / axes[0], (ys - centre[1]) / axes[1])
         t = np.clip((r - HEAD_BLOB[0]) / (reach - HEAD_BLOB[0]), 0.0, 1.0)
         below = np.interp(xs[0], jaw_x, jaw_y)[None, :]  # jaw line y per column
-        u = np.clip((ys - below) / max(band, 1e-6), 0.0, 1.0)
+        # distance (pixels) below or beside the head, not straight down: where the jaw
+        # line climbs steeply to the ears, a column-wise fade would step from 1 to 0
+        # between neighbouring columns and tear the cheek from the background. The fade
+        # is JAW_FADE face heights under the chin and widens with the room above the
+        # collar, so a roll does not shear the cheeks against the background either.
+        outside = (ys > below).astype(np.uint8)
+        dist = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        room = np.maximum(jaw_y.max() + band - ys, max(band, 1e-6))
+        u = np.clip(dist / room, 0.0, 1.0)
         weight = ((1.0 - t * t * (3.0 - 2.0 * t)) * (1.0 - u * u * (3.0 - 2.0 * u))).astype(
             np.float32
         )
         pivot = chin + 0.25 * (chin - top)
         depth = np.zeros_like(weight)
         if mesh.shape[1] > 2:  # yaw and pitch fade out from the nose tip to the jaw line,
-            # so the chin does not shear against the still neck
+            # so the chin does not shear against the still neck; over at least
+            # DEPTH_FADE face heights, so beside the face (where the jaw line's ends sit
+            # at ear level, above the nose) the fade is no step that would tear the hair
             nose = float(pts[T.NOSE_TIP, 1])
-            v = np.clip((ys - nose) / np.maximum(below - nose, 1.0), 0.0, 1.0)
+            span = np.maximum(below - nose, DEPTH_FADE * height)
+            v = np.clip((ys - nose) / span, 0.0, 1.0)
             depth = _depth_field(mesh, region, width) * weight * (1.0 - v * v * (3.0 - 2.0 * v))
         return HeadWarp(region, xs, ys, weight, pivot, width, depth.astype(np.float32))
 
@@ -154,6 +169,8 @@ class HeadWarp:
         return out
 
 
+DEPTH_FADE = 0.25
+"""Shortest fade (face heights) of the yaw and pitch travel below the nose tip."""
 JAW_FADE = 0.09
 """Head motion fades from full at the jaw line to none this many face heights below it
 (the collar check asks for no motion beyond 0.1 face heights below the chin)."""
@@ -378,9 +395,12 @@ class WarpEngine:
             )
         textures = [library[k][1] for k in sorted(library)]
         if textures:
+            # Borrowed interiors with teeth in shadow or hidden get painted teeth there,
+            # and one shared cavity no darker than the face's painted one: no black slot.
             cavity = cavity_colour(textures[-1], colours.cavity)
             textures = [
-                MouthTexture(t.upper, t.lower, cavity, t.half_width, t.gap) for t in textures
+                MouthTexture(t.upper, t.lower, cavity, t.half_width, t.gap)
+                for t in (fill_missing_teeth(t, colours)[0] for t in textures)
             ]
             kind = "video"
         else:
@@ -418,7 +438,7 @@ class WarpEngine:
             session.close()
 
     def render_pose(self, avatar: WarpAvatar, pose: Pose) -> Frame:
-        """One frame of a portrait in ``pose`` (mouth and lids), without head motion.
+        """One frame of a portrait in ``pose`` (mouth, lids, brows, smile), without head motion.
 
         For previews, contact sheets and checks of single shapes (a full blink, a wide
         vowel); :meth:`render` is the way to animate.
@@ -505,6 +525,9 @@ class _Session:
         self.index += 1
         pose = _pose_from_params(params, self.columns, blink)
         offset = self.motion.step(pose.jaw_open * (1.0 - pose.lip_closed), prosody)
+        face_life = self.motion.expression
+        if face_life.brow_raise or face_life.smile:
+            pose = replace(pose, brow_raise=face_life.brow_raise, smile=face_life.smile)
         image, face = self._source()
         if face is None:
             return image.copy()
@@ -516,11 +539,17 @@ class _Session:
     def deform(self, image: np.ndarray, face: SourceFace, pose: Pose) -> np.ndarray:
         """``image`` with ``face`` deformed into ``pose``, the mouth interior and the lids drawn.
 
-        The mesh warp moves the mouth only; a blink is the lid layer (:mod:`.lids`) drawn
+        The mesh warp moves the mouth, brows and cheeks; a blink is the lid layer (:mod:`.lids`) drawn
         over the untouched eyes, so the lid keeps the portrait's texture instead of
-        stretching its skin down over the eye.
+        stretching its skin down over the eye. The ring below the jaw is raised to
+        :data:`JAW_FADE` face heights below the chin (:func:`~.topology.raise_ring`), so
+        the collar stays as still under the mouth as under head motion.
         """
-        out = self._deform_mouth(image, face, replace(pose, blink=0.0))
+        pts = face.vertices
+        height = float(np.linalg.norm(pts[T.CHIN] - pts[T.FOREHEAD]))
+        bottom = pts[T.CHIN, 1] + JAW_FADE * height - 2.0 * self.avatar.step
+        pinned = replace(face, vertices=tp.raise_ring(pts, bottom))
+        out = self._deform_mouth(image, pinned, replace(pose, blink=0.0))
         if pose.blink > 0:
             if face.lids is None:
                 face.lids = LidLayer(image, face.vertices[: tp.N_FACE])

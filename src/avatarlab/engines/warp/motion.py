@@ -1,4 +1,5 @@
-"""Life in a still portrait: eye blinks, idle head motion and speech-linked nods.
+"""Life in a still portrait: eye blinks, idle head motion, speech-linked nods, brow
+raises on pitch accents and a slowly changing smile.
 
 Everything is a deterministic function of the frame index and a seed, computed
 causally frame by frame, so the same seed gives the same video whether it is
@@ -75,6 +76,40 @@ sample the ratios are 0.66/0.48 (hdtf_aoc_8s/talk_c), 1.67 (talk_a), 1.58 (talk_
 with the gain fitted on the other two performances (leave-one-performance-out, gains
 interpolated from a sweep) the left-out one is 2.5x too still (hdtf_aoc_8s + talk_c),
 1.78x (talk_a) and 1.64x (talk_b) too lively."""
+
+
+BROW_AMOUNT = 1.6
+"""``brow_raise`` (:class:`~.rig.Pose`) at the peak of the strongest raise, at
+``head_motion = 1`` (the default 0.5 gives half)."""
+BROW_ACCENT = 0.5
+"""Stress onset (0..1) above which a syllable can raise the brows, if its pitch also
+rises :data:`BROW_PITCH` standard deviations above the running mean within
+:data:`BROW_WINDOW_S` of the onset: a pitch accent."""
+BROW_PITCH = 0.7
+BROW_WINDOW_S = 0.2
+BROW_GAP_S = 1.6
+"""Shortest time between two brow raises (a few per sentence, not every syllable)."""
+BROW_CHANCE = 0.75
+"""Share of the accents, past that gap, that raise the brows (drawn from the seed)."""
+BROW_SHAPE_S = (0.12, 0.25, 0.45)
+"""A raise: rise, hold and fall times (brow flashes in speech last about 0.5-1 s)."""
+SMILE_AMOUNT = 0.8
+"""``smile`` (:class:`~.rig.Pose`) at the top of :data:`SMILE_RANGE`, at ``head_motion = 1``."""
+SMILE_RANGE = (0.15, 1.0)
+"""Each phrase draws its smile from this range (times :data:`SMILE_AMOUNT`)."""
+SMILE_TIME_S = 1.2
+"""Time constant of the move to a phrase's smile."""
+SMILE_DRIFT = 0.2
+"""Slow drift of the smile (relative, at 0.05-0.1 Hz) on top."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Face expression of one frame, in :class:`~.rig.Pose` units: ``brow_raise`` and
+    ``smile`` in [0, 1]."""
+
+    brow_raise: float = 0.0
+    smile: float = 0.0
 
 
 def _smoothstep(x: float) -> float:
@@ -180,6 +215,12 @@ class HeadMotion:
     Call :meth:`step` once per frame, in order, with that frame's jaw opening and
     prosody (:mod:`.prosody`); without prosody the jaw opening stands in for loudness.
     Causal: a frame's offset depends only on the frames up to it.
+
+    Each step also sets :attr:`expression`: the brows lift briefly on pitch accents
+    (a stress onset on a high pitch, at most one per :data:`BROW_GAP_S`, some skipped
+    by the seed) and the smile moves slowly to a level drawn per phrase, with a slow
+    drift. Both are zero when ``amount`` is, and use their own random streams, so the
+    head motion is the same with or without them.
     """
 
     def __init__(self, amount: float, fps: float, seed: int) -> None:
@@ -204,11 +245,41 @@ class HeadMotion:
         self._target = np.zeros(3)
         self._posture_speed = np.zeros(3)
         self._frame = 0
+        self.expression = Expression()
+        """The last :meth:`step`'s brow raise and smile."""
+        self._face_rng = np.random.default_rng([int(seed), 0xB20E])
+        self._brow_start = -math.inf  # seconds
+        self._accent = 0.0  # > 0 within BROW_WINDOW_S of a stress onset
+        self._brow_peak = 0.0
+        self._smile = 0.0
+        self._smile_target = 0.0
+        self._drift_freq = float(self._face_rng.uniform(0.05, 0.1))
+        self._drift_phase = float(self._face_rng.uniform(0.0, 2.0 * math.pi))
 
     def _new_target(self) -> None:
         draw = np.clip(self._rng.standard_normal(3), -TURN_CLIP, TURN_CLIP)
         self._target = np.asarray(TURN_DEG * draw, np.float64)
         self._phrase = 0.0
+        self._smile_target = float(self._face_rng.uniform(*SMILE_RANGE))
+
+    def _brow(self, t: float, onset: float, z: float) -> float:
+        """Brow raise (0..1 of a full one) at time ``t`` given this frame's stress onset
+        and pitch z-score; may start a new raise."""
+        rise, hold, fall = BROW_SHAPE_S
+        dt = 1.0 / self.fps
+        fading = max(self._accent - dt / BROW_WINDOW_S, 0.0)
+        self._accent = onset if onset > BROW_ACCENT else fading
+        if self._accent > 0.0 and z > BROW_PITCH and t - self._brow_start >= BROW_GAP_S:
+            self._brow_start = t  # the gap counts from the accent, taken or not
+            take = float(self._face_rng.uniform()) < BROW_CHANCE
+            strength = float(self._face_rng.uniform(0.6, 1.0))
+            self._brow_peak = strength if take else 0.0
+        age = t - self._brow_start
+        if age < rise:
+            return self._brow_peak * _smoothstep(age / rise)
+        if age < rise + hold:
+            return self._brow_peak
+        return self._brow_peak * (1.0 - _smoothstep((age - rise - hold) / fall))
 
     def step(self, jaw_open: float, prosody: tuple[float, float] | None = None) -> HeadOffset:
         """Offset for the next frame, given its jaw opening in [0, 1] and its
@@ -259,6 +330,14 @@ class HeadMotion:
         accel_n = wn * wn * (self._drive - self._nod) - 2.0 * NOD_DAMPING * wn * self._nod_speed
         self._nod_speed += accel_n * dt
         self._nod += self._nod_speed * dt
+        brow = self._brow(t, onset, z)
+        self._smile += (self._smile_target - self._smile) * min(dt / SMILE_TIME_S, 1.0)
+        drift = SMILE_DRIFT * math.sin(2.0 * math.pi * self._drift_freq * t + self._drift_phase)
+        smile = max(self._smile * (1.0 + drift), 0.0)
+        self.expression = Expression(
+            brow_raise=min(self.amount * BROW_AMOUNT * brow, 1.0),
+            smile=min(self.amount * SMILE_AMOUNT * smile, 1.0),
+        )
         sway = (self._gain * np.sin(2.0 * math.pi * self._freq * t + self._phase)).sum(axis=1)
         idle = IDLE_AMPLITUDE * sway * (1.0 + SPEECH_SWAY * self._activity)
         nod = NOD_DEG * min(max(self._nod, -0.5), 1.5)

@@ -38,6 +38,9 @@ _SUBPIXEL_BITS = 4
 _SUPERSAMPLE = 4
 _ERODE_KERNEL = np.ones((2, 2), np.uint8)
 _CURVE_SUBDIVISIONS = 4
+GUM_LIGHTNESS = 2.3
+"""Gum colour bared above painted teeth, as a multiple of the (lip-derived) cavity colour."""
+GUM_EDGE_CM = 0.06
 EDGE_SOFTNESS_PX = 0.6
 """Blur (sigma, output pixels at crop resolution) of the interior's edge: lips are not cut out."""
 
@@ -108,6 +111,19 @@ class MouthGeometry:
     def half_width(self) -> float:
         """Half the inner-corner distance, cm."""
         return 0.5 * float(self.upper[-1, 0] - self.upper[0, 0])
+
+    def to_pixels(self, local: np.ndarray) -> np.ndarray:
+        """``(..., 2)`` mouth-frame cm (x across, y down from the centre) to pixels."""
+        local = np.asarray(local, np.float64)
+        return self.centre + self.scale * (local[..., :1] * self.ex + local[..., 1:2] * self.ey)
+
+    def lip_y(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Upper and lower inner-lip ``y`` (cm, mouth frame) at ``x`` cm."""
+        x = np.asarray(x, np.float64)
+        return (
+            np.interp(x, self.upper[:, 0], self.upper[:, 1]),
+            np.interp(x, self.lower[:, 0], self.lower[:, 1]),
+        )
 
 
 @dataclass(frozen=True)
@@ -202,62 +218,110 @@ class FaceColours:
 
     @property
     def teeth(self) -> np.ndarray:
-        """Off-white with a trace of the skin's hue, as bright as the lighting allows."""
-        level = float(np.clip(luminance(self.skin) * 0.8 + 35.0, 90.0, 215.0))
-        hue = self.skin / max(float(luminance(self.skin)), 1.0)
-        return (level * (0.88 * np.array([1.0, 0.98, 0.92]) + 0.12 * hue)).astype(np.float32)
+        """Ivory: the skin's hue much desaturated, as bright as the face's lighting allows."""
+        lum = max(float(luminance(self.skin)), 1.0)
+        level = float(np.clip(0.85 * lum + 55.0, 100.0, 235.0))
+        tint = 0.8 + 0.2 * self.skin / lum
+        return np.clip(level * tint * np.array([1.0, 0.99, 0.95]), 0.0, 255.0).astype(np.float32)
 
     @property
     def cavity(self) -> np.ndarray:
-        return (0.34 * self.lips * np.array([1.0, 0.8, 0.8]) + np.array([12.0, 2.0, 2.0])).astype(
+        """The dark back of the mouth: the lips' colour in deep shadow."""
+        return (0.3 * self.lips * np.array([1.0, 0.72, 0.72]) + np.array([14.0, 3.0, 3.0])).astype(
             np.float32
         )
 
     @property
     def tongue(self) -> np.ndarray:
-        return (0.75 * self.lips + np.array([18.0, 0.0, 2.0])).astype(np.float32)
+        """The lips' colour, redder and a little darker."""
+        return (0.8 * self.lips * np.array([1.0, 0.8, 0.85]) + np.array([22.0, 0.0, 2.0])).astype(
+            np.float32
+        )
 
 
-#: Tooth boundaries as angles around the dental arch (central incisor first).
-_UPPER_ARCH = (2.4, (0.0, 0.36, 0.62, 0.90, 1.15, 1.38), (0.50, 0.46, 0.48, 0.42, 0.40))
-_LOWER_ARCH = (2.2, (0.0, 0.26, 0.52, 0.80, 1.06, 1.30), (0.24, 0.23, 0.25, 0.22, 0.20))
+@dataclass(frozen=True)
+class ToothRow:
+    """One jaw's front teeth seen from the front, in cm.
+
+    ``radius``: the dental arch's radius (teeth further round the arch are
+    foreshortened and darker); ``widths``: crown widths along the arch from the
+    central incisor outwards; ``heights``: how far each crown shows beyond its lip
+    (the rest is hidden by the lip); ``corner``: rounding radius of the crowns' free
+    edge, which opens a notch of cavity between neighbouring teeth.
+    """
+
+    radius: float
+    widths: tuple[float, ...]
+    heights: tuple[float, ...]
+    corner: float
+
+
+UPPER_TEETH = ToothRow(
+    2.5, (0.86, 0.66, 0.74, 0.68, 0.66, 0.9), (0.56, 0.49, 0.53, 0.45, 0.41, 0.36), 0.2
+)
+LOWER_TEETH = ToothRow(
+    2.2, (0.54, 0.58, 0.66, 0.68, 0.7, 0.9), (0.2, 0.21, 0.24, 0.2, 0.18, 0.15), 0.12
+)
+"""Lower crowns show only their tips: the lower lip covers the rest."""
+GAP_SHADE = 0.65
+"""Darkening between neighbouring teeth (0 none, 1 black): separates the crowns."""
+_GAP_SIGMA_CM = 0.025
+_EDGE_AA_CM = 0.04
 
 
 def _teeth_layer(
-    xs: np.ndarray, depth: np.ndarray, arch: tuple, colour: np.ndarray
+    xs: np.ndarray, depth: np.ndarray, row: ToothRow, colour: np.ndarray, cavity: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """RGB and alpha of one row of teeth seen from the front (cm grids ``xs``, ``depth``)."""
-    radius, bounds, heights = arch
-    phi = np.arcsin(np.clip(np.abs(xs) / radius, 0.0, 1.0))
-    k = np.clip(np.searchsorted(np.asarray(bounds), phi) - 1, 0, len(heights) - 1)
-    lo, hi = np.asarray(bounds)[k], np.asarray(bounds)[k + 1]
-    within = np.clip((phi - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)  # 0..1 across a tooth
-    edge = 1.0 - 0.12 * (2.0 * within - 1.0) ** 4  # slightly rounded incisal edges
-    height = np.asarray(heights)[k] * edge * (phi < bounds[-1])
-    alpha = _smoothstep((height - depth) / 0.08 + 0.5)
-    width = (hi - lo) * radius
-    gaps = 1.0 - 0.12 * np.exp(-(((within * width) / 0.05) ** 2))
-    gaps *= 1.0 - 0.12 * np.exp(-((((1.0 - within) * width) / 0.05) ** 2))
-    depth_shade = 0.9 + 0.1 * np.clip(1.0 - depth / 0.5, 0.0, 1.0)
-    shade = np.cos(phi) ** 1.5 * gaps * depth_shade
-    return colour * shade[..., None], np.asarray(alpha)
+    """RGB and alpha of one row of teeth (cm grids ``xs`` across, ``depth`` from the lip).
+
+    Deterministic: the layout depends only on ``row``, so every frame shows the
+    same teeth.
+    """
+    bounds = np.concatenate([[0.0], np.cumsum(row.widths)])  # arc length, cm
+    arc = row.radius * np.arcsin(np.clip(np.abs(xs) / row.radius, 0.0, 1.0))
+    phi = arc / row.radius
+    k = np.clip(np.searchsorted(bounds, arc, side="right") - 1, 0, len(row.widths) - 1)
+    lo, hi = bounds[k], bounds[k + 1]
+    to_side = np.minimum(arc - lo, hi - arc)  # cm along the arch to the nearer neighbour
+    within = (arc - lo) / (hi - lo)
+    r = row.corner
+    dent = r - np.sqrt(np.clip(r * r - np.clip(r - to_side, 0.0, r) ** 2, 0.0, None))
+    height = np.asarray(row.heights)[k] - dent
+    height = np.where(arc < bounds[-1], height, 0.0)
+    alpha = _smoothstep((height - depth) / _EDGE_AA_CM + 0.5)
+    # Interproximal shadow, wider towards the free edge (the embrasures open up).
+    spread = _GAP_SIGMA_CM * (1.0 + 2.0 * np.clip(depth / np.maximum(height, 0.05), 0.0, 1.0))
+    spread = np.where(arc < 0.5 * bounds[1], 0.6 * spread, spread)  # the midline is tight
+    gap = np.exp(-((to_side * np.cos(phi) / spread) ** 2))
+    convex = 0.9 + 0.1 * np.sin(np.pi * within)  # each crown rounds away at its sides
+    edge = np.clip((height - depth) / 0.08, 0.0, 1.0)  # the free edge is thin, greyer
+    shade = np.cos(phi) ** 1.3 * convex
+    rgb = colour * shade[..., None]
+    rgb = rgb + (1.0 - edge)[..., None] * 0.18 * (cavity - rgb)
+    rgb = rgb + (GAP_SHADE * gap)[..., None] * (cavity - rgb)
+    return rgb, np.asarray(alpha)
 
 
 def synthetic_texture(colours: FaceColours, half_width: float) -> MouthTexture:
-    """Paint upper teeth, lower teeth and a tongue in the face's colours."""
+    """Paint upper teeth, lower teeth with a tongue behind them, in the face's colours."""
     xs, depth = _strip_grid(max(half_width, 1.0))
-    upper_rgb, upper_a = _teeth_layer(xs, depth, _UPPER_ARCH, colours.teeth)
-    lower_rgb, lower_a = _teeth_layer(xs, depth, _LOWER_ARCH, 0.72 * colours.teeth)
-    # Tongue: a rounded mass behind the lower teeth, darker further back.
-    tongue_depth = depth - 0.25
-    width = 1.55 * np.sqrt(np.clip(1.0 - (tongue_depth / 0.7) ** 2, 0.0, 1.0))
-    tongue_a = _smoothstep((width - np.abs(xs)) / 0.15) * (tongue_depth > -0.25)
-    tongue_rgb = colours.tongue * (1.0 - 0.45 * np.clip(tongue_depth / 0.7, 0.0, 1.0))[..., None]
-    lower_rgb = lower_a[..., None] * lower_rgb + (1.0 - lower_a[..., None]) * tongue_rgb
-    lower_a = lower_a + (1.0 - lower_a) * 0.85 * tongue_a
+    cavity = colours.cavity
+    upper_rgb, upper_a = _teeth_layer(xs, depth, UPPER_TEETH, colours.teeth, cavity)
+    lower_rgb, lower_a = _teeth_layer(xs, depth, LOWER_TEETH, 0.85 * colours.teeth, cavity)
+    # Tongue: a rounded mass behind the lower teeth, its top arched, a faint middle groove.
+    top = 0.55 * np.sqrt(np.clip(1.0 - (xs / 1.8) ** 2, 0.0, 1.0))
+    tongue_a = _smoothstep((top - depth) / 0.1 + 0.5)
+    across = np.clip(np.abs(xs) / 1.8, 0.0, 1.0)
+    up = np.clip(depth / np.maximum(top, 0.05), 0.0, 1.0)
+    shade = (0.62 + 0.38 * (1.0 - across**2)) * (0.8 + 0.2 * np.sin(np.pi * up))
+    shade *= 1.0 - 0.15 * np.exp(-((xs / 0.12) ** 2))
+    tongue_rgb = colours.tongue * shade[..., None]
+    la = lower_a[..., None]
+    lower_rgb = la * lower_rgb + (1.0 - la) * tongue_rgb
+    lower_a = lower_a + (1.0 - lower_a) * tongue_a
     upper = np.dstack([upper_rgb, upper_a]).astype(np.float32)
     lower = np.dstack([lower_rgb, lower_a]).astype(np.float32)
-    return MouthTexture(upper, lower, colours.cavity, float(xs.max()), float("inf"))
+    return MouthTexture(upper, lower, cavity, float(xs.max()), float("inf"))
 
 
 def polygon_mask(
@@ -315,44 +379,130 @@ def render_interior(
     ly = (rx * g.ey[0] + ry * g.ey[1]) / g.scale
     up = np.interp(lx, g.upper[:, 0], g.upper[:, 1])
     low = np.interp(lx, g.lower[:, 0], g.lower[:, 1])
-    d_up, d_low = ly - up, low - ly
-    use_upper = d_up <= d_low
+    d_up, d_low = np.maximum(ly - up, 0.0), np.maximum(low - ly, 0.0)
+    painted = not np.isfinite(texture.gap)
+    if painted:
+        # Painted teeth are rigid, square to the corners' axis: they hang from the lips'
+        # mean of both sides (a lopsided smile must not tilt them); where the upper lip
+        # rises above that line, it bares the gum.
+        up_sym = 0.5 * (up + np.interp(-lx, g.upper[:, 0], g.upper[:, 1]))
+        low_sym = 0.5 * (low + np.interp(-lx, g.lower[:, 0], g.lower[:, 1]))
+        t_up, t_low = np.maximum(ly - up_sym, 0.0), np.maximum(low_sym - ly, 0.0)
+    else:
+        t_up, t_low = d_up, d_low
     hide = TEETH_HIDE_CM * (1.0 - float(np.clip(teeth, 0.0, 1.0)))
-    depth = np.maximum(np.where(use_upper, d_up, d_low), 0.0)
     col = ((lx + texture.half_width) / (2.0 * texture.half_width) * (STRIP_COLS - 1)).astype(
         np.float32
     )
-    row = ((depth + hide) / STRIP_DEPTH_CM * (STRIP_ROWS - 1)).astype(np.float32)
-    texel = np.where(
-        use_upper[..., None],
-        cv2.remap(texture.upper, col, row, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
-        cv2.remap(texture.lower, col, row, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+    rows = (STRIP_ROWS - 1) / STRIP_DEPTH_CM
+    upper = cv2.remap(
+        texture.upper,
+        col,
+        ((t_up + hide) * rows).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
-    alpha = texel[..., 3:4]
-    # The cavity darkens away from the lips; the lips shade what sits right behind them.
+    lower = cv2.remap(
+        texture.lower,
+        col,
+        ((t_low + hide) * rows).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    a_up, a_low = upper[..., 3:4], lower[..., 3:4]
+    if not painted:
+        # A real frame's strips each hold half of its opening: split at the middle.
+        # (Painted layers overlap instead: the upper teeth sit in front, an overbite.)
+        use_upper = (d_up <= d_low)[..., None]
+        a_up = np.where(use_upper, a_up, 0.0)
+        a_low = np.where(use_upper, 0.0, a_low)
+    # The cavity darkens away from the lips and towards the corners (cheeks' shadow);
+    # each lip shades what sits right behind it.
     gap = np.maximum(low - up, 1e-3)
     middle = np.clip(np.minimum(d_up, d_low) / (0.5 * gap), 0.0, 1.0)
     cavity = texture.cavity * (1.0 - 0.45 * middle)[..., None]
-    rgb = alpha * texel[..., :3] + (1.0 - alpha) * cavity
-    rgb *= (0.8 + 0.2 * _smoothstep(depth / LIP_SHADOW_CM))[..., None]
+    up_rgb = upper[..., :3]
+    if painted:
+        bared = _smoothstep((up_sym - ly) / GUM_EDGE_CM)[..., None]
+        up_rgb = up_rgb + bared * (np.minimum(GUM_LIGHTNESS * texture.cavity, 255.0) - up_rgb)
+    up_rgb = up_rgb * (0.75 + 0.25 * _smoothstep(d_up / LIP_SHADOW_CM))[..., None]
+    low_rgb = lower[..., :3] * (0.7 + 0.3 * _smoothstep(d_low / LIP_SHADOW_CM))[..., None]
+    rgb = a_low * low_rgb + (1.0 - a_low) * cavity
+    rgb = a_up * up_rgb + (1.0 - a_up) * rgb
+    side = np.abs(lx) / max(g.half_width(), 1e-3)
+    rgb *= (1.0 - 0.5 * _smoothstep((side - 0.6) / 0.4))[..., None]
     roi = out[y0:y1, x0:x1].astype(np.float32)
     m = mask[..., None]
     out[y0:y1, x0:x1] = np.clip(roi + m * (rgb - roi) + 0.5, 0, 255).astype(np.uint8)
 
 
 REAL_TEETH_MIN_GAP_CM = 0.5
-"""A source must part its lips at least this much for its own interior to be reused."""
+"""A source must part its lips at least this much for ``auto`` to reuse its own interior."""
+SOURCE_TEETH_MIN_GAP_CM = 0.15
+"""``source`` reuses a portrait's own interior from this parting, if it shows teeth."""
+TEETH_ZONE_CM = (0.35, 0.18)
+"""Depth from the upper and the lower lip where teeth are expected in an open mouth."""
+MISSING_TEETH = (0.35, 0.55)
+"""A strip column whose brightest teeth-zone pixels are below the first fraction of the
+painted teeth's luminance is filled with painted teeth; above the second it is kept."""
 
 
 def cavity_colour(texture: MouthTexture, fallback: np.ndarray) -> np.ndarray:
-    """The darkest tenth of a real texture's visible interior (else ``fallback``)."""
+    """The darkest tenth of a real texture's visible interior, never darker than
+    half of ``fallback`` (the face's painted cavity), so no black slot appears."""
     px = np.vstack([texture.upper.reshape(-1, 4), texture.lower.reshape(-1, 4)])
     px = px[px[:, 3] > 0.9, :3]
     if len(px) < 20:
-        return fallback
+        return np.asarray(fallback, np.float32)
     lum = luminance(px)
-    dark = px[lum <= np.percentile(lum, 10)]
-    return np.asarray(dark.mean(axis=0), np.float32)
+    dark = px[lum <= np.percentile(lum, 10)].mean(axis=0)
+    floor = 0.5 * np.asarray(fallback, np.float64)
+    return np.asarray(np.maximum(dark, floor), np.float32)
+
+
+def _teeth_brightness(strip: np.ndarray, zone_cm: float) -> np.ndarray:
+    """``(STRIP_COLS,)`` luminance of the brightest shown pixels (80th percentile) in
+    each column's first ``zone_cm`` of depth (transparent texels count as black)."""
+    rows = max(2, int(round(zone_cm / STRIP_DEPTH_CM * (STRIP_ROWS - 1))) + 1)
+    zone = strip[:rows]
+    lum = luminance(zone[..., :3]) * (zone[..., 3] > 0.5)
+    return np.asarray(np.percentile(lum, 80, axis=0))
+
+
+def fill_missing_teeth(real: MouthTexture, colours: FaceColours) -> tuple[MouthTexture, float]:
+    """``real`` with painted teeth blended in wherever its teeth zone is dark or empty.
+
+    A frame borrowed from a video may show its teeth in shadow or hidden behind the
+    lip; shown at another opening, that reads as a black slot. Columns are blended
+    smoothly (a tooth's width) so painted and real teeth meet without a seam.
+    Returns the texture and the fraction of columns (upper and lower) that were painted.
+    """
+    painted = synthetic_texture(colours, real.half_width)
+    ref = float(luminance(colours.teeth))
+    lo, hi = MISSING_TEETH[0] * ref, MISSING_TEETH[1] * ref
+    strips = []
+    filled = 0.0
+    for strip, syn, zone in zip(
+        (real.upper, real.lower), (painted.upper, painted.lower), TEETH_ZONE_CM, strict=True
+    ):
+        bright = _teeth_brightness(strip, zone)
+        w = _smoothstep((hi - bright) / max(hi - lo, 1e-6)).astype(np.float32)
+        w = cv2.GaussianBlur(w[None, :], (0, 0), 3.0, borderType=cv2.BORDER_REPLICATE)[0]
+        filled += 0.5 * float(w.mean())
+        wc = w[None, :, None]
+        strips.append((1.0 - wc) * strip + wc * syn)
+    cavity = cavity_colour(real, colours.cavity)
+    return MouthTexture(strips[0], strips[1], cavity, real.half_width, real.gap), filled
+
+
+def _shows_teeth(real: MouthTexture, colours: FaceColours) -> bool:
+    """Whether a real interior shows something bright (teeth) below the upper lip."""
+    shown = real.upper[..., 3] > 0.5
+    if not shown.any():
+        return False
+    return float(np.percentile(luminance(real.upper[..., :3][shown]), 75)) > 0.55 * float(
+        luminance(colours.skin)
+    )
 
 
 def portrait_texture(
@@ -361,9 +511,12 @@ def portrait_texture(
     """The mouth interior for a still portrait and which kind it is (``"source"``/``"synthetic"``).
 
     ``mesh`` is the portrait's 478-point mesh in pixels, ``scale`` its rig's pixels per
-    cm. ``mode`` ``"synthetic"`` paints one from the face's colours, ``"source"`` cuts
-    the portrait's own, ``"auto"`` reuses the portrait's own only when its lips part at
-    least ``REAL_TEETH_MIN_GAP_CM`` and show something bright (teeth).
+    cm. ``mode`` ``"synthetic"`` paints one from the face's colours; ``"auto"`` reuses
+    the portrait's own only when its lips part at least ``REAL_TEETH_MIN_GAP_CM`` and
+    show something bright (teeth); ``"source"`` reuses it from
+    ``SOURCE_TEETH_MIN_GAP_CM`` when it shows teeth. A portrait with closed lips or no
+    visible teeth falls back to painted teeth in every mode (a toothless cavity reads
+    as a hole).
     """
     colours = FaceColours.sample(image, mesh)
     geometry = MouthGeometry.from_points(mesh, scale)
@@ -371,12 +524,8 @@ def portrait_texture(
     if mode == "synthetic":
         return synthetic, "synthetic"
     real = texture_from_frame(image, geometry, colours.cavity)
-    if mode == "auto":
-        shown = real.upper[..., 3] > 0.5
-        bright = shown.any() and float(
-            np.percentile(luminance(real.upper[..., :3][shown]), 75)
-        ) > 0.55 * float(luminance(colours.skin))
-        if geometry.gap() < REAL_TEETH_MIN_GAP_CM or not bright:
-            return synthetic, "synthetic"
+    least = SOURCE_TEETH_MIN_GAP_CM if mode == "source" else REAL_TEETH_MIN_GAP_CM
+    if geometry.gap() < least or not _shows_teeth(real, colours):
+        return synthetic, "synthetic"
     cavity = cavity_colour(real, colours.cavity)
     return MouthTexture(real.upper, real.lower, cavity, real.half_width, real.gap), "source"

@@ -24,7 +24,8 @@ class WarpOptions:
             square crop twice the face width); larger faces are warped through a
             coarser grid, so the cost does not grow with the source resolution.
         fps: output frame rate for portraits (videos keep their own rate).
-        head_motion: idle head sway and speech nods for portraits, 0 (still) .. 1.
+        head_motion: idle head sway, speech nods, brow raises on pitch accents and a
+            slowly changing smile for portraits, 0 (still face) .. 1.
         blink_rate: blinks per minute for portraits (0: none); real people 15-20.
         expressiveness: scales the jaw opening (1 = natural, up to 2).
         seed: seeds blinks and head motion; the same seed gives the same video.

@@ -22,7 +22,13 @@ closed, see :meth:`FaceRig.neutralise`):
 - eyelids: each upper-lid point moves towards its lower-lid partner and the skin
   fold just above it moves with it (``LID_FOLD``), so the lid slides down as a
   whole instead of shearing the crease into waves (the reenact engine). The warp
-  engine draws closed lids over the eye instead (:mod:`.lids`).
+  engine draws closed lids over the eye instead (:mod:`.lids`);
+- brows: both brows lift (more at the inner half), the forehead skin above them
+  with them, fading to a share of it at the top of the face (the band to the ring
+  takes it to zero), while the lids and the crease above each lid stay put: the
+  skin in between stretches, as in a real brow raise;
+- smile: lip corners up and out, the cheeks and lower lids lift a little, spread
+  over the face harmonically with the outline, upper lids, nose and brows fixed.
 """
 
 from __future__ import annotations
@@ -62,6 +68,23 @@ LID_FOLD = 1.0
 moves down with the lid instead of being sheared by it."""
 EYE_REACH_CM = 2.4
 """Lid motion fades to zero this far (cm) from the eye centre."""
+BROW_RAISE_CM = 0.5
+"""Brow lift at ``brow_raise = 1`` (inner brow; the outer end lifts :data:`BROW_OUTER`
+of it). Speakers' emphasis raises are a few millimetres."""
+BROW_OUTER = 0.7
+BROW_FOREHEAD = 0.35
+"""Share of the brow lift the top of the face outline (hairline) follows."""
+BELOW_EYES_CM = -2.2
+"""Canonical y (cm) below which brow motion may not move anything (eye corners ~ -2.7)."""
+SMILE_LIFT_CM = 0.35
+"""Lip-corner lift at ``smile = 1`` (the lip centre stays, in between follows the square
+of the distance from it)."""
+SMILE_WIDEN = 0.12
+"""Relative widening of the lips at ``smile = 1``."""
+SMILE_CHEEK_CM = 0.15
+"""Cheek lift at ``smile = 1``."""
+SMILE_LID_CM = 0.05
+"""Lower-lid lift (middle of the lid) at ``smile = 1``."""
 
 _LIPS_UPPER = (*tp.MOUTH_UPPER, *tp.OUTER_UPPER)
 _LIPS_LOWER = (*tp.MOUTH_LOWER, *tp.OUTER_LOWER)
@@ -70,6 +93,10 @@ LIP_HANDLES = (*_LIPS_UPPER, *_LIPS_LOWER, *_CORNERS)
 """The 40 lip-contour points the lip operator is driven by (upper, lower, corners)."""
 _N_LIP = len(tp.MOUTH_UPPER)
 _EYE_HANDLES = (*tp.EYES[0], *tp.RIGHT_LID_ABOVE, *tp.EYES[1], *tp.LEFT_LID_ABOVE)
+_BROWS = (*T.RIGHT_EYEBROW, *T.LEFT_EYEBROW)
+_CHEEKS = (101, 50, 118, 330, 280, 347)
+"""Cheekbone points (both sides) lifted by a smile."""
+_LOWER_LIDS = (*tp.RIGHT_LID_LOWER, *tp.LEFT_LID_LOWER)
 
 
 @dataclass(frozen=True)
@@ -78,7 +105,8 @@ class Pose:
 
     ``jaw_open`` [0, 1], ``lip_spread`` [-1, 1] (negative = pucker), ``lip_closed``
     [0, 1], ``upper_lip_raise`` [0, 1], ``teeth`` [0, 1] (teeth visibility, used by
-    the mouth interior), ``blink`` [0, 1] (0 open, 1 closed).
+    the mouth interior), ``blink`` [0, 1] (0 open, 1 closed), ``brow_raise`` [0, 1]
+    (both brows up), ``smile`` [0, 1].
     """
 
     jaw_open: float = 0.0
@@ -87,6 +115,8 @@ class Pose:
     upper_lip_raise: float = 0.0
     teeth: float = 0.0
     blink: float = 0.0
+    brow_raise: float = 0.0
+    smile: float = 0.0
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +147,49 @@ def eye_operator() -> np.ndarray:
     dist = np.min([np.linalg.norm(CANONICAL_FACE_3D - c, axis=1) for c in centre], axis=0)
     zeros = {i for i in range(tp.N_FACE) if dist[i] > EYE_REACH_CM} - set(handles)
     return tp.harmonic_operator(handles, sorted(zeros))
+
+
+@lru_cache(maxsize=1)
+def brow_field() -> np.ndarray:
+    """``(468,)`` share of the brow lift each vertex takes (canonical face).
+
+    Handles: the brows (1 at the inner end, :data:`BROW_OUTER` at the outer) and the
+    top of the face outline (:data:`BROW_FOREHEAD`); zero on the eye contours, the
+    crease ring above each upper lid and everything below the eyes.
+    """
+    c = CANONICAL_FACE_3D
+    top = [i for i in T.FACE_OVAL if c[i, 1] < -4.5]
+    across = np.clip((np.abs(c[list(_BROWS), 0]) - 1.5) / 4.3, 0.0, 1.0)
+    values = np.concatenate([1.0 - (1.0 - BROW_OUTER) * across, np.full(len(top), BROW_FOREHEAD)])
+    fixed = (
+        set(tp.EYES[0])
+        | set(tp.EYES[1])
+        | set(tp.RIGHT_LID_ABOVE)
+        | set(tp.LEFT_LID_ABOVE)
+        | {i for i in range(tp.N_FACE) if c[i, 1] > BELOW_EYES_CM}
+        | {i for i in T.FACE_OVAL if c[i, 1] > -3.0}
+    )
+    op = tp.harmonic_operator([*_BROWS, *top], sorted(fixed - set(_BROWS) - set(top)))
+    return op @ values
+
+
+@lru_cache(maxsize=1)
+def smile_operator() -> np.ndarray:
+    """``(468, 40 + 6 + 14)`` harmonic spread of smile handles: the lip handles
+    (:data:`LIP_HANDLES` order), the cheeks, the lower lids (right eye first)."""
+    c = CANONICAL_FACE_3D
+    handles = (*LIP_HANDLES, *_CHEEKS, *_LOWER_LIDS)
+    nose = {i for i in range(tp.N_FACE) if abs(c[i, 0]) < 1.3 and c[i, 1] < 2.4}
+    fixed = (
+        set(T.FACE_OVAL)
+        | set(tp.RIGHT_LID_UPPER)
+        | set(tp.LEFT_LID_UPPER)
+        | set(tp.RIGHT_EYE_CORNERS)
+        | set(tp.LEFT_EYE_CORNERS)
+        | {i for i in range(tp.N_FACE) if c[i, 1] < -3.0}
+        | nose
+    )
+    return tp.harmonic_operator(handles, sorted(fixed - set(handles)))
 
 
 def _rotate_x(points: np.ndarray, pivot: np.ndarray, angle: float) -> np.ndarray:
@@ -191,6 +264,24 @@ class FaceRig:
         corners = self.neutral[list(T.MOUTH_CORNERS)]
         self.mouth_centre = corners.mean(0)
         self.mouth_half_width = 0.5 * float(np.linalg.norm(corners[1] - corners[0]))
+        self._smile: np.ndarray | None = None
+
+    def smile_field(self) -> np.ndarray:
+        """``(468, 3)`` head-coordinate displacement of a full smile (``smile = 1``)."""
+        if self._smile is None:
+            lips = self.neutral[list(LIP_HANDLES)]
+            rel_x = lips[:, 0] - self.mouth_centre[0]
+            across = np.clip(rel_x / self.mouth_half_width, -1.0, 1.0)
+            handles = np.zeros((len(LIP_HANDLES) + len(_CHEEKS) + len(_LOWER_LIDS), 3))
+            n = len(LIP_HANDLES)
+            handles[:n, 0] = SMILE_WIDEN * rel_x
+            handles[:n, 1] = -SMILE_LIFT_CM * across**2
+            handles[n : n + len(_CHEEKS), 1] = -SMILE_CHEEK_CM
+            k = len(tp.RIGHT_LID_LOWER)
+            lid = np.sin(np.pi * (np.arange(k) + 1) / (k + 1))  # most in the middle
+            handles[n + len(_CHEEKS) :, 1] = -SMILE_LID_CM * np.concatenate([lid, lid])
+            self._smile = smile_operator() @ handles
+        return self._smile
 
     @property
     def source_jaw_open(self) -> float:
@@ -233,6 +324,14 @@ class FaceRig:
         if pose.lip_closed:
             _close_lips(handles, head, float(np.clip(pose.lip_closed, 0.0, 1.0)))
         head = head + lip_operator() @ handles
+        smile = float(np.clip(pose.smile, 0.0, 1.0))
+        if smile:
+            head = head + smile * self.smile_field()
+        brow = float(np.clip(pose.brow_raise, 0.0, 1.0))
+        if brow:
+            lift = np.zeros_like(head)
+            lift[:, 1] = -BROW_RAISE_CM * brow * brow_field()
+            head = head + lift
         if pose.blink:
             head = head + eye_operator() @ lid_handles(head, float(np.clip(pose.blink, 0.0, 1.0)))
         return head

@@ -89,9 +89,10 @@ def _strip(
 @lru_cache(maxsize=1)
 def surface_triangles() -> np.ndarray:
     """``(852, 3)`` int32 triangles of MediaPipe's face surface (holes at mouth and eyes)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    from avatarlab.face.models import import_mediapipe_solution
 
-    edges = {(min(a, b), max(a, b)) for a, b in FACEMESH_TESSELATION}
+    tesselation = import_mediapipe_solution("face_mesh_connections").FACEMESH_TESSELATION
+    edges = {(min(a, b), max(a, b)) for a, b in tesselation}
     adjacent: dict[int, set[int]] = collections.defaultdict(set)
     for a, b in edges:
         adjacent[a].add(b)
@@ -125,6 +126,30 @@ def band_triangles() -> np.ndarray:
     tri = Delaunay(pts).simplices
     inside = PolyPath(pts[: len(oval)]).contains_points(pts[tri].mean(axis=1))
     return ids[tri[~inside]]
+
+
+MIN_BAND = 0.2
+""":func:`raise_ring` keeps at least this share of a ring point's distance from the outline."""
+
+
+def raise_ring(vertices: np.ndarray, bottom: float) -> np.ndarray:
+    """``(N_VERTICES, 2)`` pixel vertices with every ring point below row ``bottom`` pulled
+    towards its face-oval point until it sits on that row (a new array).
+
+    The band from the outline to the ring is the only part of the warp below the jaw
+    and it fades to nothing at the ring, so with the ring above ``bottom`` the mouth's
+    warp leaves every row below it bit-identical (the collar), while the chin still
+    moves with the jaw: the band above squeezes or stretches instead.
+    """
+    out = np.array(vertices, np.float64, copy=True)
+    ring = out[N_FACE:OPENING_START]
+    oval = out[list(T.FACE_OVAL)]
+    drop = ring[:, 1] - oval[:, 1]
+    low = (ring[:, 1] > bottom) & (drop > 1e-6)
+    if low.any():
+        share = np.clip((bottom - oval[low, 1]) / drop[low], MIN_BAND, 1.0)
+        ring[low] = oval[low] + share[:, None] * (ring[low] - oval[low])
+    return out
 
 
 def opening_vertex(point: int) -> int:
