@@ -118,3 +118,40 @@ def test_transcribe_excerpt(radio_audio: np.ndarray) -> None:
     # The first-pass search alone (mouth timing) hears this clear sentence as well.
     fast = transcribe(radio_audio[: int(RADIO_EXCERPT_S * 16000)], fast=True)
     assert fast.text == result.text
+
+
+@pytest.mark.parametrize(
+    ("text", "voice", "rate"),
+    [
+        ("The juice of lemons makes fine punch.", "en-gb", 150),
+        ("The box was thrown beside the parked truck.", "en-us", 150),
+    ],
+)
+def test_synthesised_speech_padded_with_digital_silence_aligns(
+    text: str, voice: str, rate: int
+) -> None:
+    # Both utterances failed to align before runs of exact zeros were dithered.
+    speech = synthesize("  " + text, voice=voice, rate_wpm=rate)
+    audio = resample(speech.audio, speech.sample_rate, 16000)
+    pad = np.zeros(4000, np.float32)
+    phones = align_transcript(np.concatenate([pad, audio, pad]), text).phones
+    spoken = [p for p in phones if p.symbol != SILENCE]
+    assert spoken and spoken[0].start >= 0.2 and spoken[-1].end <= 0.25 + len(audio) / 16000 + 0.1
+
+
+def test_dither_touches_only_long_runs_of_exact_zeros() -> None:
+    from avatarlab.speech.align import DIGITAL_SILENCE_RUN, _dither_digital_silence
+
+    rng = np.random.default_rng(1)
+    pcm = rng.integers(-3000, 3000, 2000).astype("<i2")
+    pcm[100:110] = 0  # a short run (a recording's zero crossings): kept
+    pcm[500 : 500 + DIGITAL_SILENCE_RUN + 40] = 0
+    out = _dither_digital_silence(pcm)
+    run = slice(500, 500 + DIGITAL_SILENCE_RUN + 40)
+    outside = np.ones(len(pcm), bool)
+    outside[run] = False
+    assert np.array_equal(out[outside], pcm[outside])
+    assert set(np.unique(out[run])) <= {-1, 0, 1} and np.count_nonzero(out[run]) > 50
+    assert np.array_equal(out, _dither_digital_silence(pcm))
+    recording = rng.integers(-3000, 3000, 2000).astype("<i2")
+    assert _dither_digital_silence(recording) is recording
