@@ -14,9 +14,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m avatarlab demo -o out/demo
 
-## The test suite (installs everything first).
+## The test suite (installs everything first): TEST_WORKERS processes share the tests
+## (a module stays on one worker, so its fixtures are built once), then the tests marked
+## serial (latency, wall-time and memory bounds) run alone.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@status=0; \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not serial" || status=$$?; \
+	$(PY) -m pytest -q -m serial || status=$$?; \
+	exit $$status
 
 ## The quick loop while developing: everything but the tests marked slow or faults.
 test-fast: $(STAMP)

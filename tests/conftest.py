@@ -14,6 +14,27 @@ FIXTURES = SHARED / "fixtures"
 
 os.environ.setdefault("AVATARLAB_PROGRESS", "0")
 
+SERIAL = (
+    "serve/",
+    "reliability/",
+    "engines/test_toy_engine.py",
+    "speech/test_interrupt.py",
+    "speech/test_listen.py",
+    "speech/test_silence.py",
+    "media/test_media_limits.py",
+    "datasets/test_dataset_robustness.py",
+)
+"""Test files (under ``tests/``) that bound latencies, wall time or memory: marked
+``serial``, so ``make test`` runs them alone after the parallel run of the others."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.path))
+        if path.is_relative_to(tests) and path.relative_to(tests).as_posix().startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
 
 def _need(path: Path) -> Path:
     if not path.exists():

@@ -149,7 +149,9 @@ def portrait(data_dir: Path) -> np.ndarray:
 def portrait_mesh(portrait: np.ndarray) -> np.ndarray:
     from avatarlab.face import face_mesh
 
-    return face_mesh(portrait)
+    mesh = face_mesh(portrait)
+    assert mesh is not None
+    return mesh
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +167,11 @@ def _layout_and_target(frames: list[np.ndarray], k: int):
     from avatarlab.engines.reenact import render
     from avatarlab.face import face_mesh
 
-    g = FaceGeometry.from_mesh(face_mesh(frames[0]))
+    source, driven = face_mesh(frames[0]), face_mesh(frames[k])
+    assert source is not None and driven is not None
+    g = FaceGeometry.from_mesh(source)
     layout = render.SourceLayout.build(g.mesh, g.canon, g.frame, 256)
-    target = face_mesh(frames[k]).astype(np.float64)
-    return layout, target
+    return layout, driven.astype(np.float64)
 
 
 def test_compiled_rasteriser_matches_the_warp_engines_on_a_real_frame(driving_frames) -> None:
@@ -258,6 +261,83 @@ def test_gaze_moves_the_iris_as_a_disc_and_leaves_the_rest(driving_frames) -> No
     assert np.array_equal(got[2], outside)
 
 
+def _eye_patch(layout, eye: int):
+    """The source vertices, a box around one eye and its identity map ``(h, w, 2)``."""
+    from avatarlab.engines.reenact import render
+    from avatarlab.engines.warp import field as fld
+    from avatarlab.face import topology as T
+
+    loop = (T.RIGHT_EYE, T.LEFT_EYE)[eye]
+    src = layout.vertices.copy()
+    box = fld.Region.around(src[list(loop)], (10_000, 10_000, 3), pad=6)
+    x, y = np.meshgrid(np.arange(box.x0, box.x1), np.arange(box.y0, box.y1))
+    xy = np.stack([x, y], -1).astype(np.float32)
+    return src, box, xy, loop, render
+
+
+def test_squinting_eye_is_covered_not_squashed(driving_frames) -> None:
+    """A lower lid risen 40% of the way to the upper one: inside the narrowed opening the
+    eyeball is sampled rigidly (the identity here, corners unmoved), where the
+    piecewise-affine fan would squash it towards the lids."""
+    from avatarlab.engines.warp import topology as tp
+
+    layout, _ = _layout_and_target(driving_frames, 0)
+    src, box, xy, loop, render = _eye_patch(layout, 0)
+    dst = src.copy()
+    low, up = list(tp.RIGHT_LID_LOWER), list(tp.RIGHT_LID_UPPER)
+    dst[low] += 0.4 * (src[up][::-1] - src[low])  # lower lid listed corner to corner, reversed
+    fan = xy.copy()
+    render.rasterise(fan, src, dst, layout.eyes, render.Grid.over(box, 1.0))
+    rigid = fan.copy()
+    render.rigid_eyeball(rigid, box, src, dst, 0)
+    iris = np.round(src[468] - [box.x0, box.y0]).astype(int)  # the iris centre's pixel
+    assert np.abs(rigid[iris[1], iris[0]] - xy[iris[1], iris[0]]).max() < 1e-3
+    assert abs(fan[iris[1], iris[0], 1] - xy[iris[1], iris[0], 1]) > 0.5  # the fan squashes
+    changed = np.abs(rigid - fan).max(-1) > 1e-3
+    assert changed.sum() > 20  # and only inside the eye: the lids' skin keeps the fan's map
+    rows, cols = np.nonzero(changed)
+    outline = dst[list(loop)]
+    assert (cols + box.x0 >= outline[:, 0].min() - 1).all()
+    assert (cols + box.x0 <= outline[:, 0].max() + 1).all()
+
+
+def test_wider_opening_is_stretched_from_inside_the_source_opening(driving_frames) -> None:
+    """An upper lid raised 30%: every pixel of the taller opening samples the source
+    opening (its own column's lids), none the skin above it."""
+    from avatarlab.engines.reenact.render import OPENING_START
+    from avatarlab.engines.warp import topology as tp
+
+    layout, _ = _layout_and_target(driving_frames, 0)
+    src, box, xy, loop, render = _eye_patch(layout, 0)
+    dst = src.copy()
+    up, low = list(tp.RIGHT_LID_UPPER), list(tp.RIGHT_LID_LOWER)
+    lift = 0.3 * (src[up] - src[low][::-1])
+    dst[up] += lift
+    dst[OPENING_START : OPENING_START + len(up)] += lift
+    got = xy.copy()
+    render.rigid_eyeball(got, box, src, dst, 0)
+    moved = np.abs(got - xy).max(-1) > 1e-3
+    assert moved.sum() > 20
+    upper, lower = render._lid_curves(src[list(loop)])
+    x, y = got[moved, 0], got[moved, 1]
+    assert (y >= np.interp(x, upper[:, 0], upper[:, 1]) - 1e-3).all()
+    assert (y <= np.interp(x, lower[:, 0], lower[:, 1]) + 1e-3).all()
+
+
+def test_gaze_down_slides_the_iris_under_the_lid_margin(driving_frames) -> None:
+    """A downward gaze never samples above the source's upper lid for a pixel inside the
+    opening: the lash line stays where the lid is instead of being dragged over the iris."""
+    layout, _ = _layout_and_target(driving_frames, 0)
+    eye = layout.gaze[0]
+    assert eye is not None and eye.upper is not None
+    top = float(np.interp(eye.iris[0], eye.upper[:, 0], eye.upper[:, 1]))
+    near_lid = np.array([[eye.iris[0], top + 0.3], [eye.iris[0], eye.iris[1]]])
+    got = eye.gaze(near_lid, np.array([0.0, 0.5 * eye.radius]))
+    lid_at = np.interp(got[:, 0], eye.upper[:, 0], eye.upper[:, 1])
+    assert (got[:, 1] >= lid_at - 1e-6).all()
+    assert got[1, 1] < eye.iris[1] - 0.4 * eye.radius  # mid-iris still moves with the gaze
+
+
 def test_lid_layer_closes_the_held_open_eye(driving_frames) -> None:
     """With the lid layer, a closing lid is held open in the warp and painted shut:
     skin (brighter than the iris) where the eye was, and the layer's closure is ~1."""
@@ -299,6 +379,7 @@ def test_frame_zero_reproduces_the_source_and_motion_follows(driving_frames) -> 
     assert np.abs(out[0].astype(int) - driving_frames[0]).mean() < 0.1
     last_real, last_out = face_mesh(driving_frames[-1]), face_mesh(out[-1])
     first = face_mesh(driving_frames[0])
+    assert last_real is not None and last_out is not None and first is not None
     moved = np.abs(last_real[:, :2] - first[:, :2]).mean()
     error = np.abs(last_real[:, :2] - last_out[:, :2]).mean()
     assert moved > 2.0 and error < 0.35 * moved
@@ -418,5 +499,8 @@ def test_self_reenactment_on_expressions_meets_targets(tmp_path: Path, data_dir:
     assert row["akd"] <= 0.05 and row["still_akd"] > 2 * row["akd"]
     assert row["mouth_r"] >= 0.9 and row["csim"] >= 0.95
     assert row["yaw_r"] >= 0.9  # the iris moves with the gaze (render.EyeSource)
-    if row["eye_r"] < 0.8:  # issue 12's target, not met yet (docs/reenact.md, "eye r")
+    # Issue 12's target, not met yet: 0.741 (was 0.671-0.702). The tracker mesh we drive
+    # with itself correlates 0.83 with dlib on the real frames, the re-encoded real clip
+    # scores 0.91 (bench/reenact.py --ceiling); see bench/reenact_eyes.py for per frame.
+    if row["eye_r"] < 0.8:
         pytest.xfail(f"eye-opening r {row['eye_r']:.3f} < 0.8 (issue 12 target, open)")

@@ -22,6 +22,27 @@ from avatarlab.face import topology as T
 
 PEOPLE = ("anime_girl.jpg", "cartoon_boy.png")
 """Two different women's photos (the file names are historical, see the data README)."""
+OTHERS = (
+    "man_green.jpg",
+    "woman_photo.jpg",
+    "full_body.png",
+    pytest.param(
+        "painting.jpg",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="issue 15: the tracker reads the man's closed left eye at EAR ~0.15 (right"
+            " ~0.07); it follows his own upper fold and eye-bag crease, not the drawn lid",
+        ),
+    ),
+    pytest.param(
+        "monalisa.png",
+        marks=pytest.mark.xfail(
+            strict=True, reason="issue 15: 12-16 px eyes; the closed left eye reads EAR ~0.17"
+        ),
+    ),
+)
+"""The other portraits with a face: two paintings, a stylised photo, a photo-like man and
+Mona Lisa (data README)."""
 LASH_BAND = 0.1
 EYES = (
     (tp.RIGHT_LID_UPPER, tp.RIGHT_LID_LOWER, tp.RIGHT_EYE_CORNERS, T.RIGHT_IRIS),
@@ -94,28 +115,11 @@ def _laplacian(image: np.ndarray) -> np.ndarray:
     return cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)
 
 
-@pytest.mark.parametrize("name", PEOPLE)
-def test_mid_blink_closes_both_eyes_together(name):
-    blink = _blink(name)
-    before = _aspects(blink.open)
-    half, closed = _aspects(blink.half), _aspects(blink.closed)
-    assert (before > 0.25).all()  # the portraits' eyes are open
-    assert (closed < 0.1).all(), f"eye aspect ratios at mid-blink: {closed}"
-    assert abs(closed[0] - closed[1]) < 0.03  # no wink
-    assert ((half < 0.9 * before) & (half > closed)).all()  # on the way down, both at once
-
-
-@pytest.mark.parametrize("name", PEOPLE)
-def test_closed_lid_hides_the_iris(name):
-    """Iris colour: the open frame's iris ring (between pupil and limbus, inside the eye
-    opening). A pixel has it when within the median Lab distance of the iris pixels to
-    their mean; in the open frame a good share of the opening has it, closed almost none.
-
-    The closed lash line, along the lower lid, is left out (the lowest ``LASH_BAND`` eye
-    widths of the opening): a dark iris and the lashes (and their antialiased edge
-    against the lid) have the same colour, so no colour test can tell them apart."""
-    blink = _blink(name)
+def _iris_shares(blink: Blink) -> list[tuple[float, float]]:
+    """Per eye (right, left): the share of the eye opening (without the closed lash band)
+    that has the open frame's iris colour, in the open and in the closed frame."""
     mesh = blink.mesh[:, :2]
+    shares = []
     lab_open, lab_closed = _lab(blink.open), _lab(blink.closed)
     ys, xs = np.mgrid[: blink.open.shape[0], : blink.open.shape[1]]
     for upper, lower, corners, iris in EYES:
@@ -139,6 +143,43 @@ def test_closed_lid_hides_the_iris(name):
         opening &= ys < lower_y - LASH_BAND * width
         share_open = np.mean(np.linalg.norm(lab_open[opening] - mean, axis=1) < tau)
         share_closed = np.mean(np.linalg.norm(lab_closed[opening] - mean, axis=1) < tau)
+        shares.append((float(share_open), float(share_closed)))
+    return shares
+
+
+@pytest.mark.parametrize("name", PEOPLE)
+def test_mid_blink_closes_both_eyes_together(name):
+    blink = _blink(name)
+    before = _aspects(blink.open)
+    half, closed = _aspects(blink.half), _aspects(blink.closed)
+    assert (before > 0.25).all()  # the portraits' eyes are open
+    assert (closed < 0.1).all(), f"eye aspect ratios at mid-blink: {closed}"
+    assert abs(closed[0] - closed[1]) < 0.03  # no wink
+    assert ((half < 0.9 * before) & (half > closed)).all()  # on the way down, both at once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OTHERS)
+def test_mid_blink_closes_both_eyes_of_every_portrait(name):
+    """The shut frame reads as closed on both eyes, and hides the iris, on every portrait."""
+    blink = _blink(name)
+    assert (_aspects(blink.open) > 0.25).all()
+    closed = _aspects(blink.closed)
+    assert (closed < 0.1).all(), f"eye aspect ratios at mid-blink: {closed}"
+    for share_open, share_closed in _iris_shares(blink):
+        assert share_open > 0.1 and share_closed < 0.02
+
+
+@pytest.mark.parametrize("name", PEOPLE)
+def test_closed_lid_hides_the_iris(name):
+    """Iris colour: the open frame's iris ring (between pupil and limbus, inside the eye
+    opening). A pixel has it when within the median Lab distance of the iris pixels to
+    their mean; in the open frame a good share of the opening has it, closed almost none.
+
+    The closed lash line, along the lower lid, is left out (the lowest ``LASH_BAND`` eye
+    widths of the opening): a dark iris and the lashes (and their antialiased edge
+    against the lid) have the same colour, so no colour test can tell them apart."""
+    for share_open, share_closed in _iris_shares(_blink(name)):
         assert share_open > 0.1  # the measure sees the iris when it is there
         assert share_closed < 0.02, f"{share_closed:.3f} of the closed eye has the iris colour"
 

@@ -14,6 +14,7 @@ as ``engine_options`` (its ``Options`` instance, or a dict of its fields)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -31,12 +32,19 @@ from avatarlab.tasks._output import check_output_file
 from avatarlab.tasks.postprocess import PostOptions, Postprocessor
 
 log = logging.getLogger("avatarlab.tasks")
-#: Whether the ``--transcript`` hint was shown in this process (it is shown once).
-_TRANSCRIPT_HINT = {"shown": False}
 
 AudioInput = str | os.PathLike[str] | np.ndarray
 EngineOptions = object | Mapping[str, Any] | None
 """An engine's ``Options`` instance, a dict of its field values, or ``None`` (defaults)."""
+
+
+@functools.cache
+def _transcript_hint() -> None:
+    """Log once per process that recognised speech gives approximate lip timing."""
+    log.warning(
+        "lip timing comes from recognising the speech; pass its words with --transcript "
+        "(transcript=...) for exact timing"
+    )
 
 
 def _check_common(engine: str, crf: int) -> None:
@@ -175,15 +183,8 @@ def _write(
 
     fps = float(avatar.fps)
     speech = driver.analyse(fps)
-    if (
-        speech.source in ("pocketsphinx-words", "pocketsphinx-phones")
-        and not _TRANSCRIPT_HINT["shown"]
-    ):
-        _TRANSCRIPT_HINT["shown"] = True
-        log.warning(
-            "lip timing comes from recognising the speech; pass its words with --transcript "
-            "(transcript=...) for exact timing"
-        )
+    if speech.source in ("pocketsphinx-words", "pocketsphinx-phones"):
+        _transcript_hint()
     n = len(speech.mouth)
     if n == 0:
         raise OptionError("the speech is empty (0 frames long): pass audio or text with speech")

@@ -17,14 +17,18 @@ One backward map per frame, built on a coarse grid and resampled once:
   and the frame is sampled once (``cv2.remap``).
 
 Eyes: each eye opening is a fan over its outline whose top edge hangs from copies of
-the upper-lid points, so the eyeball follows the corners and lids; the gaze is then
-added per row (:class:`EyeSource`): the iris chord moves whole and the sclera beside it
-stretches or squeezes to the opening's edge. When the target lid is lower than where the
-moved source lid would be, the copies stay at that open position; given the source's
-:class:`~avatarlab.engines.warp.lids.LidLayer`, the lid is held open in the warp too and
-the layer (skin and a lash line, drawn in the source and moved by the eye's map without
-the gaze) closes it; without one, the lid skin slides down over the eye. Around a moving
-or closing eye the map is computed at full resolution.
+the upper-lid points; inside the opening the eyeball is then resampled rigidly with the
+eye corners (:func:`rigid_eyeball`), so a narrowing opening (a squint, a rising lower
+lid) covers the eyeball instead of squashing it, and a widening one stretches it from
+inside the source opening; the gaze is then added per row (:class:`EyeSource`): the
+iris chord moves whole, the sclera beside it stretches or squeezes to the opening's
+edge, and the lid margin stays where the lid is (the iris slides under it). When the
+target lid is lower than where the moved source lid would be, the copies stay at that
+open position; given the source's :class:`~avatarlab.engines.warp.lids.LidLayer`, the
+lid is held open in the warp too and the layer (skin and a lash line, drawn in the
+source and moved by the eye's map without the gaze) closes it; without one, the lid skin
+slides down over the eye. Around each eye the map is computed at full
+resolution.
 
 The mouth interior is drawn between the target lips with the warp engine's
 :func:`~avatarlab.engines.warp.mouth.render_interior` when they part wider than
@@ -129,7 +133,9 @@ class EyeSource:
     pixels, ``-inf``/``inf`` on rows outside it) on each row ``y0 + k``; ``iris``:
     ``(2,)`` iris centre and ``radius`` (pixels); ``middle``: x of the corners' midpoint
     (the eyeball's axis looking ahead); ``frame``: mesh indices whose motion the eye
-    without its gaze follows (corners and lower lid).
+    without its gaze follows (corners and lower lid); ``upper``/``lower``: ``(k, 2)``
+    the opening's lids as polylines sorted by x (``None``: the gaze does not keep
+    samples inside the opening).
     """
 
     x0: int
@@ -140,6 +146,8 @@ class EyeSource:
     radius: float
     middle: float
     frame: np.ndarray
+    upper: np.ndarray | None = None
+    lower: np.ndarray | None = None
 
     @staticmethod
     def build(points: np.ndarray, eye: int) -> EyeSource | None:
@@ -172,14 +180,19 @@ class EyeSource:
         centre = ring[0].astype(np.float64)
         radius = float(np.linalg.norm(ring[1:] - centre, axis=1).mean())
         middle = float(corners[:, 0].mean())
-        return EyeSource(int(x0), int(y0), left, right, centre, radius, middle, _EYE_FRAME[eye])
+        upper, lower = _lid_curves(outline)
+        return EyeSource(
+            int(x0), int(y0), left, right, centre, radius, middle, _EYE_FRAME[eye], upper, lower
+        )
 
     def gaze(self, xy: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Source positions ``(N, 2)`` remapped so the iris moves by ``shift`` (pixels).
 
         Positions inside the opening: on each row the iris chord is moved whole and the
         sclera on either side is stretched or squeezed between it and the opening's
-        edge, so the eye white shows where the iris left; others are unchanged.
+        edge, so the eye white shows where the iris left; a vertical gaze never takes a
+        sample inside the opening out of it (above the upper or below the lower lid), so
+        the lash line is not dragged over the iris. Others are unchanged.
         """
         out = xy.copy()
         row = np.floor(xy[:, 1] + 0.5).astype(np.int64) - self.y0
@@ -210,8 +223,15 @@ class EyeSource:
             np.where(x > b, hi - wr * (hi - b_src), self.iris[0] + (x - moved[0]) / narrow),
         )
         weight = np.clip(np.where(x < a, wl, np.where(x > b, wr, 1.0)), 0.0, 1.0)
-        out[ok, 0] = np.clip(new_x, lo, hi)
-        out[ok, 1] = y - weight * shift[1]
+        new_x = np.clip(new_x, lo, hi)
+        new_y = y - weight * shift[1]
+        if self.upper is not None and self.lower is not None:
+            # The lid margin stays: a sample inside the opening is not moved out of it.
+            top = np.interp(new_x, self.upper[:, 0], self.upper[:, 1])
+            bottom = np.interp(new_x, self.lower[:, 0], self.lower[:, 1])
+            new_y = np.clip(new_y, np.minimum(y, top), np.maximum(y, bottom))
+        out[ok, 0] = new_x
+        out[ok, 1] = new_y
         return out
 
 
@@ -426,6 +446,60 @@ def gaze_shift(layout: SourceLayout, target: np.ndarray, eye: int) -> np.ndarray
     return shift if float(np.hypot(*shift)) >= MIN_GAZE_PX else None
 
 
+def _lid_curves(outline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An eye outline ``(16, 2)`` (corner, one lid, corner, the other) as its upper and
+    lower lid polylines, each sorted by x."""
+    half = len(outline) // 2
+    a = outline[: half + 1]
+    b = np.vstack([outline[half:], outline[:1]])
+    up, low = (a, b) if a[:, 1].mean() <= b[:, 1].mean() else (b, a)
+    return up[np.argsort(up[:, 0])], low[np.argsort(low[:, 0])]
+
+
+def rigid_eyeball(
+    xy: np.ndarray, box: fld.Region, src: np.ndarray, dst: np.ndarray, eye: int
+) -> None:
+    """Resample the eyeball inside the target opening rigidly with the eye corners.
+
+    ``xy``: ``(h, w, 2)`` source positions of ``box``'s pixels (changed in place);
+    ``src``/``dst``: ``(N_VERTICES, 2)`` vertex pixels. A pixel inside the target
+    opening is brought back by the similarity of the corners; per column the
+    source opening keeps its height where the target's is lower (the lids cover
+    the eyeball instead of squashing it, shifted only as far as it must stay inside
+    the source opening) and is stretched where it is taller.
+    """
+    loop = (T.RIGHT_EYE, T.LEFT_EYE)[eye]
+    corners = [loop[0], loop[len(loop) // 2]]
+    poly = dst[_opening_loop(loop)]
+    # Only where the eye shows: inside the opening and below the mesh's own lids (a lid
+    # sliding down without the lid layer is drawn over the opening by the face surface).
+    masks = []
+    for outline in (poly, dst[list(loop)]):
+        mask = np.zeros((box.height, box.width), np.uint8)
+        fixed = np.round((outline - [box.x0, box.y0]) * 16).astype(np.int32)
+        cv2.fillPoly(mask, [fixed], (1,), lineType=cv2.LINE_8, shift=4)
+        masks.append(mask)
+    rows, cols = np.nonzero(masks[0] & masks[1])
+    if len(rows) == 0:
+        return
+    back = similarity_2d(dst[corners], src[corners])
+    p = np.stack([cols + box.x0, rows + box.y0], -1).astype(np.float64)
+    u = p @ back[:, :2].T + back[:, 2]
+    s_up, s_low = _lid_curves(src[list(loop)])
+    t_up, t_low = _lid_curves(poly @ back[:, :2].T + back[:, 2])
+    x = np.clip(u[:, 0], s_up[0, 0], s_up[-1, 0])
+    ts, bs = np.interp(x, s_up[:, 0], s_up[:, 1]), np.interp(x, s_low[:, 0], s_low[:, 1])
+    tt, bt = np.interp(x, t_up[:, 0], t_up[:, 1]), np.interp(x, t_low[:, 0], t_low[:, 1])
+    span_s, span_t = bs - ts, np.maximum(bt - tt, 1e-6)
+    fits = span_t <= span_s
+    move = np.clip(0.0, ts - tt, np.maximum(bs - bt, ts - tt))
+    y = np.where(fits, u[:, 1] + move, ts + (u[:, 1] - tt) * span_s / span_t)
+    y = np.clip(y, np.minimum(ts, bs), np.maximum(ts, bs))
+    ok = span_s > 0
+    xy[rows[ok], cols[ok], 0] = x[ok]
+    xy[rows[ok], cols[ok], 1] = y[ok]
+
+
 def lid_cover(
     lids: LidLayer, shape: tuple[int, ...], closure: float, box: fld.Region
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -483,7 +557,7 @@ def warp_face(
         target, eye_closure = hold_lids_open(layout, target)
     affine = similarity_2d(src[RIGID_POINTS], target[RIGID_POINTS])
     ring = src[RING_START:OPENING_START] @ affine[:, :2].T + affine[:, 2]
-    opening, closure = lid_closure(layout, target)
+    opening, _ = lid_closure(layout, target)
     dst = np.vstack([target, ring, opening])
     _clamp_irises(dst)
     region = _head_region(layout, affine, image.shape)
@@ -497,15 +571,12 @@ def warp_face(
     coarse = head_map(layout, affine, grid)
     rasterise(coarse, src, dst, triangles, grid)
     source_xy = cv2.resize(coarse, (region.width, region.height), interpolation=cv2.INTER_LINEAR)
-    n = len(tp.RIGHT_LID_UPPER)
     covers: list[tuple[fld.Region, np.ndarray, float]] = []
     for e, eye in enumerate(tp.EYES):
         shift = gaze_shift(layout, dst, e)
-        lid = bool(closure[e * n : (e + 1) * n].any()) and layout.step > 1.0
         shut = eye_closure[e] > 0.0
-        if shift is None and not lid and not shut:
-            continue
-        # Full resolution around the eye: no coarse-grid blur of the iris or the lid's seam.
+        # Full resolution around each eye: no coarse-grid blur of the iris or the lid's seam,
+        # and the eyeball is resampled rigidly inside the opening (rigid_eyeball).
         pad = int(np.ceil(layout.step)) + _EYE_PAD
         above = (tp.RIGHT_LID_ABOVE, tp.LEFT_LID_ABOVE)[e]
         reach = dst[list(eye) + list(above)] if shut else dst[list(eye)]
@@ -519,6 +590,7 @@ def warp_face(
             rasterise(patch, src, dst, triangles, Grid.over(box, 1.0))
         if shut:
             covers.append((box, patch.copy(), eye_closure[e]))
+        rigid_eyeball(patch, box, src, dst, e)
         eye_source = layout.gaze[e]
         if shift is not None and eye_source is not None:
             flat = patch.reshape(-1, 2).astype(np.float64)

@@ -60,12 +60,14 @@ class SourceFace:
     """One source frame's face: its rig and the warp vertices (``tp.N_VERTICES``), pixels.
 
     ``lids``: its closed-eyelid layer, built from the source image on the first blink.
+    ``pinned``: the vertices with the ring raised above the collar, built on the first frame.
     """
 
     rig: FaceRig
     vertices: np.ndarray
     face_width: float
     lids: LidLayer | None = field(default=None, repr=False)
+    pinned: np.ndarray | None = field(default=None, repr=False)
 
     @staticmethod
     def from_mesh(mesh: np.ndarray) -> SourceFace:
@@ -545,10 +547,12 @@ class _Session:
         :data:`JAW_FADE` face heights below the chin (:func:`~.topology.raise_ring`), so
         the collar stays as still under the mouth as under head motion.
         """
-        pts = face.vertices
-        height = float(np.linalg.norm(pts[T.CHIN] - pts[T.FOREHEAD]))
-        bottom = pts[T.CHIN, 1] + JAW_FADE * height - 2.0 * self.avatar.step
-        pinned = replace(face, vertices=tp.raise_ring(pts, bottom))
+        if face.pinned is None:
+            pts = face.vertices
+            height = float(np.linalg.norm(pts[T.CHIN] - pts[T.FOREHEAD]))
+            bottom = pts[T.CHIN, 1] + JAW_FADE * height - 2.0 * self.avatar.step
+            face.pinned = tp.raise_ring(pts, bottom)
+        pinned = replace(face, vertices=face.pinned)
         out = self._deform_mouth(image, pinned, replace(pose, blink=0.0))
         if pose.blink > 0:
             if face.lids is None:

@@ -395,20 +395,12 @@ def render_interior(
         np.float32
     )
     rows = (STRIP_ROWS - 1) / STRIP_DEPTH_CM
-    upper = cv2.remap(
-        texture.upper,
-        col,
-        ((t_up + hide) * rows).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    lower = cv2.remap(
-        texture.lower,
-        col,
-        ((t_low + hide) * rows).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+
+    def strip(image: np.ndarray, depth_cm: np.ndarray) -> np.ndarray:
+        rows_px = ((depth_cm + hide) * rows).astype(np.float32)
+        return cv2.remap(image, col, rows_px, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    upper, lower = strip(texture.upper, t_up), strip(texture.lower, t_low)
     a_up, a_low = upper[..., 3:4], lower[..., 3:4]
     if not painted:
         # A real frame's strips each hold half of its opening: split at the middle.
