@@ -16,7 +16,6 @@ os.environ.setdefault("AVATARLAB_PROGRESS", "0")
 
 SERIAL = (
     "serve/",
-    "reliability/",
     "engines/test_toy_engine.py",
     "speech/test_interrupt.py",
     "speech/test_listen.py",
