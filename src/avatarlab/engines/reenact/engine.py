@@ -422,7 +422,13 @@ class _Session:
             or (self.options.lips_open > 0)
         ):
             render.draw_mouth(
-                out, target[:, :2], scale, self.avatar.texture, face.gap, face.layout.step
+                out,
+                target[:, :2],
+                scale,
+                self.avatar.texture,
+                face.gap,
+                face.layout.step,
+                face.layout,
             )
         return out
 

@@ -49,6 +49,8 @@ from avatarlab.engines.warp import topology as tp
 from avatarlab.engines.warp.lids import MEET, LidLayer
 from avatarlab.engines.warp.mouth import (
     EDGE_SOFTNESS_PX,
+    LOWER_TEETH,
+    UPPER_TEETH,
     MouthGeometry,
     MouthTexture,
     render_interior,
@@ -64,6 +66,12 @@ OPENING_START = RING_START + tp.RING_SIZE
 N_VERTICES = OPENING_START + len(tp.EYE_OPENING)
 HEAD_REACH = 1.9
 """The head's motion fades to nothing at this many radii of the ellipse around the ring."""
+REST_SHOW_CM = 0.25
+"""How far the upper incisors' edge sits below the closed lips' line (the tooth a
+relaxed, slightly parted mouth shows)."""
+OVERBITE_CM = 0.3
+"""With the jaw closed the lower incisors' tips sit this far above the upper ones' edge,
+behind them (a normal overbite)."""
 MIN_GAP_CM = 0.03
 """Target lip openings below this (beyond the source's own) draw no interior."""
 _EYE_PAD = 2
@@ -632,6 +640,31 @@ def _draw_lids(
         view[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
+def teeth_anchors(
+    layout: SourceLayout, target: np.ndarray, geometry: MouthGeometry
+) -> tuple[float, float]:
+    """Where painted teeth hang in ``geometry``'s mouth frame (cm): ``(upper, lower)``.
+
+    The upper teeth move with the head: their edge sits ``REST_SHOW_CM`` below the
+    source's closed-lip line (the mid-point of the inner lips) moved by the similarity
+    of the rigid points.
+    The lower teeth move with the jaw: their tips sit ``OVERBITE_CM`` above the upper
+    teeth's edge, lowered by the chin's motion beyond the head's. See
+    :func:`avatarlab.engines.warp.mouth.render_interior`.
+    """
+    src = layout.vertices
+    affine = similarity_2d(src[RIGID_POINTS], target[RIGID_POINTS])
+
+    def moved(p: np.ndarray) -> np.ndarray:
+        return np.asarray(affine[:, :2] @ p + affine[:, 2])
+
+    line = moved(0.5 * (src[T.UPPER_LIP_INNER] + src[T.LOWER_LIP_INNER]))
+    edge = float((line - geometry.centre) @ geometry.ey) / geometry.scale + REST_SHOW_CM
+    jaw = float((target[T.CHIN] - moved(src[T.CHIN])) @ geometry.ey) / geometry.scale
+    tips = edge - OVERBITE_CM + max(jaw, 0.0)
+    return edge - UPPER_TEETH.heights[0], tips + LOWER_TEETH.heights[0]
+
+
 def draw_mouth(
     out: np.ndarray,
     target: np.ndarray,
@@ -639,10 +672,16 @@ def draw_mouth(
     texture: MouthTexture,
     source_gap: float,
     step: float,
+    layout: SourceLayout | None = None,
 ) -> float:
-    """Draw the interior between the target lips when they part beyond the source's; gap (cm)."""
+    """Draw the interior between the target lips when they part beyond the source's; gap (cm).
+
+    Given the source ``layout``, painted teeth stay with the head and the jaw
+    (:func:`teeth_anchors`) instead of riding on the lips.
+    """
     geometry = MouthGeometry.from_points(target, scale)
     gap = geometry.gap()
     if gap > max(source_gap, 0.0) + MIN_GAP_CM:
-        render_interior(out, geometry, texture, 1.0, EDGE_SOFTNESS_PX * step)
+        anchors = None if layout is None else teeth_anchors(layout, target, geometry)
+        render_interior(out, geometry, texture, 1.0, EDGE_SOFTNESS_PX * step, anchors)
     return gap

@@ -263,6 +263,10 @@ LOWER_TEETH = ToothRow(
     2.2, (0.54, 0.58, 0.66, 0.68, 0.7, 0.9), (0.2, 0.21, 0.24, 0.2, 0.18, 0.15), 0.12
 )
 """Lower crowns show only their tips: the lower lip covers the rest."""
+UPPER_CROWN_CM = 1.05
+"""Upper central incisor crown height: past it, a rising upper lip bares the gum."""
+LOWER_CROWN_CM = 0.9
+"""Lower incisor crown height: past it, a lip pulled down bares the lower gum."""
 GAP_SHADE = 0.65
 """Darkening between neighbouring teeth (0 none, 1 black): separates the crowns."""
 _GAP_SIGMA_CM = 0.025
@@ -353,12 +357,18 @@ def render_interior(
     texture: MouthTexture,
     teeth: float = 1.0,
     softness: float = EDGE_SOFTNESS_PX,
+    anchors: tuple[float, float] | None = None,
 ) -> None:
     """Draw ``texture`` inside the inner-lip polygon of ``geometry`` into ``out`` (in place).
 
     ``out``: RGB uint8 frame. ``teeth`` in [0, 1]: 0 lets the lips slide over the
     teeth by ``TEETH_HIDE_CM`` (rounded vowels, /f/), 1 shows them fully.
     ``softness``: Gaussian sigma (pixels) of the edge of the interior.
+    ``anchors``: painted textures only, ``(upper, lower)`` mouth-frame ``y`` (cm, down
+    from the centre) of the lines the upper and lower strips hang from instead of the
+    lips: the upper teeth then stay with the skull and the lower with the jaw, so a
+    lip raised in a smile bares more tooth (up to ``UPPER_CROWN_CM``, then gum) instead
+    of carrying the teeth up and leaving a dark cavity.
     """
     g = geometry
     h, w = out.shape[:2]
@@ -387,7 +397,12 @@ def render_interior(
         # rises above that line, it bares the gum.
         up_sym = 0.5 * (up + np.interp(-lx, g.upper[:, 0], g.upper[:, 1]))
         low_sym = 0.5 * (low + np.interp(-lx, g.lower[:, 0], g.lower[:, 1]))
-        t_up, t_low = np.maximum(ly - up_sym, 0.0), np.maximum(low_sym - ly, 0.0)
+        if anchors is not None:
+            # Hung from the skull and the jaw: depths above the upper line (below the
+            # lower) read the strips' first row, i.e. more of the same crowns.
+            t_up, t_low = ly - anchors[0], anchors[1] - ly
+        else:
+            t_up, t_low = np.maximum(ly - up_sym, 0.0), np.maximum(low_sym - ly, 0.0)
     else:
         t_up, t_low = d_up, d_low
     hide = TEETH_HIDE_CM * (1.0 - float(np.clip(teeth, 0.0, 1.0)))
@@ -415,8 +430,17 @@ def render_interior(
     cavity = texture.cavity * (1.0 - 0.45 * middle)[..., None]
     up_rgb = upper[..., :3]
     if painted:
-        bared = _smoothstep((up_sym - ly) / GUM_EDGE_CM)[..., None]
-        up_rgb = up_rgb + bared * (np.minimum(GUM_LIGHTNESS * texture.cavity, 255.0) - up_rgb)
+        gum = np.minimum(GUM_LIGHTNESS * texture.cavity, 255.0)
+        if anchors is not None:
+            gum_line = anchors[0] + UPPER_TEETH.heights[0] - UPPER_CROWN_CM
+            bared = _smoothstep((gum_line - ly) / GUM_EDGE_CM)[..., None]
+            low_gum = anchors[1] - LOWER_TEETH.heights[0] + LOWER_CROWN_CM
+            low_bared = _smoothstep((ly - low_gum) / GUM_EDGE_CM)[..., None]
+            lower = lower.copy()
+            lower[..., :3] += low_bared * (gum - lower[..., :3])
+        else:
+            bared = _smoothstep((up_sym - ly) / GUM_EDGE_CM)[..., None]
+        up_rgb = up_rgb + bared * (gum - up_rgb)
     up_rgb = up_rgb * (0.75 + 0.25 * _smoothstep(d_up / LIP_SHADOW_CM))[..., None]
     low_rgb = lower[..., :3] * (0.7 + 0.3 * _smoothstep(d_low / LIP_SHADOW_CM))[..., None]
     rgb = a_low * low_rgb + (1.0 - a_low) * cavity
