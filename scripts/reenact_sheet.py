@@ -4,6 +4,8 @@ Top row: driving frames; each further row: one portrait (the source in the first
 column) at those frames, cropped square around its face.
 
     .venv/bin/python scripts/reenact_sheet.py            # -> docs/reenact_sheet.png
+    .venv/bin/python scripts/reenact_sheet.py --driving hdtf_aoc_8s.mp4 \
+        --frames 0 40 60 84 120 160 -o docs/reenact_talk_sheet.png   # a talking driver
 """
 
 from __future__ import annotations
@@ -44,13 +46,18 @@ def square(frame: np.ndarray, mesh: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "reenact_sheet.png")
+    parser.add_argument(
+        "--driving", default="expressions_silent.mp4", help="a clip of ../shared/data/video"
+    )
+    parser.add_argument("--frames", type=int, nargs="+", default=list(PICKS))
     args = parser.parse_args()
-    clip = DATA / "video" / "expressions_silent.mp4"
-    driving = [f for f, _ in itertools.islice(iter_frames(clip), max(PICKS) + 1)]
+    picks = tuple(args.frames)
+    clip = DATA / "video" / args.driving
+    driving = [f for f, _ in itertools.islice(iter_frames(clip), max(picks) + 1)]
     drive_mesh = face_mesh(driving[0])
     rows = [
         np.hstack(
-            [np.zeros((CELL, CELL, 3), np.uint8)] + [square(driving[k], drive_mesh) for k in PICKS]
+            [np.zeros((CELL, CELL, 3), np.uint8)] + [square(driving[k], drive_mesh) for k in picks]
         )
     ]
     engine = ReenactEngine()
@@ -63,7 +70,7 @@ def main() -> None:
             continue
         mesh = avatar.faces[0].geometry.mesh
         frames = list(engine.reenact(avatar, MotionDriver(live=iter(driving))))
-        rows.append(np.hstack([square(image, mesh)] + [square(frames[k], mesh) for k in PICKS]))
+        rows.append(np.hstack([square(image, mesh)] + [square(frames[k], mesh) for k in picks]))
         print(f"{path.name}: rendered {len(frames)} frames")
     sheet = np.vstack(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

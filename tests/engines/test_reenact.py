@@ -88,6 +88,45 @@ def test_self_reenactment_target_is_the_driving_mesh(portrait_mesh: np.ndarray) 
         assert np.abs(target[:, :2] - face.mesh[:, :2]).max() < 1e-6
 
 
+def test_a_driver_starting_mid_word_opens_and_closes_a_closed_mouth() -> None:
+    """The driving clip's first frame has its lips 1.3 cm apart, then it shuts and opens.
+    Relative to that open frame, shutting would push the source's lips through each other
+    (torn lips); with the reference mouth closed to the source's opening, the output opens
+    with the driver, shuts when it shuts, and its inner lips never cross."""
+    from avatarlab.engines.reenact.transfer import mouth_reference, part_lips
+    from avatarlab.engines.warp.rig import FaceRig, Pose, lip_gaps
+    from avatarlab.face.canonical import CANONICAL_FACE_3D
+
+    closed = _posed(CANONICAL_FACE_3D, HeadPose(0, 0, 0), 40.0, np.array([200.0, 210, 0]))
+    source = FaceGeometry.from_mesh(closed)  # the canonical face: lips together
+    rig = FaceRig(source.canon[:468])
+
+    def driving(jaw: float) -> FaceGeometry:
+        c = source.canon.copy()
+        c[:468] = rig.deform(Pose(jaw_open=jaw, lip_closed=0.0))
+        return FaceGeometry.from_mesh(_posed(c, HeadPose(0, 0, 0), 40.0, np.array([200.0, 210, 0])))
+
+    frames = [driving(j) for j in (0.8, 0.0, 0.4, 0.8)]
+    gaps = [float(lip_gaps(f.canon)[4, 1]) for f in frames]
+    assert gaps[0] - gaps[1] > 1.2
+    signal = MotionSignal(ReenactOptions(), 30.0, source)
+    got = []
+    for k, face in enumerate(frames):
+        target = target_mesh(source, signal.update(face, k / 25), ReenactOptions())
+        canon = FaceGeometry.from_mesh(target).canon
+        assert lip_gaps(canon)[:, 1].min() > -5e-3  # never through each other (refit: 0.05 mm)
+        got.append(float(lip_gaps(canon)[4, 1]))
+    # The reference is the driver closed to the source's opening (0.78 cm, the canonical
+    # face's), so the output parts its lips as the driver does: open at frame 0, shut at 1.
+    assert float(lip_gaps(source.canon)[4, 1]) < gaps[0] - 0.5
+    assert got == pytest.approx(gaps, abs=0.05)
+    # Self-reenactment keeps its reference; crossed lips are parted until they meet.
+    assert mouth_reference(frames[1].canon, frames[1].canon) is frames[1].canon
+    crossed = source.canon.copy()
+    crossed[14, 1] -= 1.0  # the lower lip 0.22 cm above the upper
+    assert lip_gaps(part_lips(crossed))[:, 1].min() == pytest.approx(0.0, abs=1e-9)
+
+
 def test_regions_limit_what_moves(portrait_mesh: np.ndarray) -> None:
     source = FaceGeometry.from_mesh(portrait_mesh)
     c = source.canon.copy()

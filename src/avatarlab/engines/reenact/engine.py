@@ -243,7 +243,8 @@ class ReenactEngine:
         """Frames (RGB uint8, source size): one per driving frame, at the driver's rate.
 
         Frame 0 reproduces the source (motion is relative to the driving clip's first
-        frame). ``notes`` (if given) receives what happened: driving frames without a
+        frame; a mouth open wider there than the source's is taken relative to it
+        closed, :func:`~avatarlab.engines.reenact.transfer.mouth_reference`). ``notes`` (if given) receives what happened: driving frames without a
         face (the last pose is held there), clamped rotations.
 
         Raises:

@@ -16,6 +16,13 @@ and the target mesh is ``s' R' (h_s + dh) + t'`` (orthographic, as the mesh).
 For self-reenactment (source = driving frame 0) the target is exactly the
 driving mesh. Absolute mode uses the driving rotation and canonical shape
 themselves instead of their change.
+
+The mouth's opening is relative to a closed mouth, not to whatever the first
+driving frame shows: a clip that starts mid-word (its lips parted wider than the
+source's) has its reference mouth closed to the source's opening by the jaw
+(:func:`mouth_reference`), so a closed-mouth portrait opens and closes with it
+instead of its lips being pushed through each other whenever the driver's close.
+Inner lips that would still cross are moved to meet (:func:`part_lips`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ LOWER_FACE_Y_CM = (1.0, 2.2)
 """Canonical y (cm) over which the ``lips`` region fades in (nose tip ~ 1.2, lips ~ 4)."""
 EYE_REGION_CM = (1.8, 3.0)
 """Distance (cm) from an eye centre over which the ``eyes`` region fades out."""
+
+
+MOUTH_MARGIN_CM = 0.05
+"""A first driving frame whose inner lips part less than this beyond the source's is the
+mouth's reference as it is."""
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -169,8 +181,9 @@ class MotionSignal:
     """Driving faces in, :class:`Motion` out: reference frame, holds, clamping, smoothing.
 
     Call :meth:`update` once per driving frame with its face (``None`` when lost).
-    Before the first face the motion is still (frame 0 reproduces the source); a
-    lost face holds the last motion until it is found again. ``notes`` says what
+    Before the first face the motion is still, and the first face reproduces the
+    source, except a mouth that starts open beyond the source's (:func:`mouth_reference`);
+    a lost face holds the last motion until it is found again. ``notes`` says what
     happened (lost frames, clamped rotations).
     """
 
@@ -179,6 +192,7 @@ class MotionSignal:
         self.max_angle = max_angle
         self.source = source
         self.reference: FaceGeometry | None = None
+        self._reference_canon = source.canon
         self.last = Motion.still()
         self.lost: list[int] = []
         self.clamped: list[int] = []
@@ -195,10 +209,11 @@ class MotionSignal:
             return self.last
         if self.reference is None:
             self.reference = face
+            self._reference_canon = mouth_reference(face.canon, self.source.canon)
         ref = self.reference
         if self.options.relative:
             rotation = face.frame.rotation @ ref.frame.rotation.T
-            delta = face.canon - ref.canon
+            delta = face.canon - self._reference_canon
         else:
             rotation = face.frame.rotation
             delta = face.canon - self.source.canon
@@ -257,6 +272,49 @@ def _open_jaw_gap() -> float:
     return float(lip_gaps(rig.deform(Pose(jaw_open=1.0, lip_closed=0.0)))[4, 1])
 
 
+@lru_cache(maxsize=1)
+def _jaw_field() -> tuple[np.ndarray, np.ndarray]:
+    """The rig's full jaw opening on the canonical face: ``(478, 3)`` canonical change
+    (cm) and ``(9,)`` how much it parts each inner-lip pair (cm, ``tp.MOUTH_UPPER`` order)."""
+    rig = FaceRig(CANONICAL_FACE_3D)
+    rest = rig.deform(Pose(jaw_open=0.0, lip_closed=0.0))
+    opened = rig.deform(Pose(jaw_open=1.0, lip_closed=0.0))
+    field = np.zeros((N_POINTS, 3))
+    field[: tp.N_FACE] = opened - rest
+    return field, lip_gaps(opened)[:, 1] - lip_gaps(rest)[:, 1]
+
+
+def mouth_reference(reference: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """``reference`` canonical mesh ``(478, 3)`` with its mouth closed to ``source``'s opening.
+
+    When the first driving frame's inner lips (at the middle) part more than
+    ``MOUTH_MARGIN_CM`` beyond the source's, the jaw field closes the difference; else
+    ``reference`` is returned as it is (self-reenactment stays exact).
+    """
+    field, per_unit = _jaw_field()
+    excess = float(lip_gaps(reference)[4, 1] - lip_gaps(source)[4, 1])
+    if excess <= MOUTH_MARGIN_CM:
+        return reference
+    return reference - (excess / per_unit[4]) * field
+
+
+def part_lips(canon: np.ndarray) -> np.ndarray:
+    """``canon`` ``(478, 3)`` with each crossed inner-lip pair moved to meet at its middle.
+
+    After :func:`mouth_reference` only small crossings are left (tracker noise, a driver
+    pressing its lips harder than the source's rest), so the pair alone is moved.
+    """
+    gaps = lip_gaps(canon)[:, 1]
+    crossed = gaps < 0.0
+    if not crossed.any():
+        return canon
+    out = canon.copy()
+    half = 0.5 * np.where(crossed, gaps, 0.0)
+    out[list(tp.MOUTH_UPPER), 1] += half
+    out[list(tp.MOUTH_LOWER), 1] -= half
+    return out
+
+
 def lids_delta(canon: np.ndarray, closure: float) -> np.ndarray:
     """``(478, 3)`` canonical change closing both eyes of ``canon`` by ``closure`` (0..1)."""
     out = np.zeros((N_POINTS, 3))
@@ -294,7 +352,7 @@ def target_mesh(
     """``(478, 3)`` pixel mesh of the source in ``motion`` (``keep_pose``: a source video's own)."""
     weights = region_weights(options.region)[:, None] * options.multiplier
     canon = source.canon + weights * motion.delta
-    canon = retarget(source, canon, options)
+    canon = part_lips(retarget(source, canon, options))
     frame = source.frame
     if options.moves_head and not keep_pose:
         rotation = motion.rotation if motion.absolute else motion.rotation @ frame.rotation
@@ -315,6 +373,8 @@ __all__ = [
     "angles_to_rotation",
     "clamp_rotation",
     "lids_delta",
+    "mouth_reference",
+    "part_lips",
     "region_weights",
     "retarget",
     "target_mesh",
