@@ -22,7 +22,8 @@ driving frame shows: a clip that starts mid-word (its lips parted wider than the
 source's) has its reference mouth closed to the source's opening by the jaw
 (:func:`mouth_reference`), so a closed-mouth portrait opens and closes with it
 instead of its lips being pushed through each other whenever the driver's close.
-Inner lips that would still cross are moved to meet (:func:`part_lips`).
+Inner lips that would still cross are moved to meet (:func:`part_lips`), in the
+canonical mesh and again in the image.
 """
 
 from __future__ import annotations
@@ -288,30 +289,42 @@ def mouth_reference(reference: np.ndarray, source: np.ndarray) -> np.ndarray:
     """``reference`` canonical mesh ``(478, 3)`` with its mouth closed to ``source``'s opening.
 
     When the first driving frame's inner lips (at the middle) part more than
-    ``MOUTH_MARGIN_CM`` beyond the source's, the jaw field closes the difference; else
-    ``reference`` is returned as it is (self-reenactment stays exact).
+    ``MOUTH_MARGIN_CM`` beyond the source's, the jaw field closes the difference and each
+    inner-lip pair is then moved (half each lip) to the source's gap there: the jaw alone
+    leaves the sides of an open vowel over-closed, and a later closed driving mouth then
+    opened slots at the source's corners. Else ``reference`` is returned as it is
+    (self-reenactment stays exact).
     """
     field, per_unit = _jaw_field()
     excess = float(lip_gaps(reference)[4, 1] - lip_gaps(source)[4, 1])
     if excess <= MOUTH_MARGIN_CM:
         return reference
-    return reference - (excess / per_unit[4]) * field
+    out = reference - (excess / per_unit[4]) * field
+    residual = 0.5 * (lip_gaps(out)[:, 1] - lip_gaps(source)[:, 1])
+    out[list(tp.MOUTH_UPPER), 1] += residual
+    out[list(tp.MOUTH_LOWER), 1] -= residual
+    return out
 
 
-def part_lips(canon: np.ndarray) -> np.ndarray:
-    """``canon`` ``(478, 3)`` with each crossed inner-lip pair moved to meet at its middle.
+def part_lips(points: np.ndarray, down: np.ndarray | None = None) -> np.ndarray:
+    """``points`` ``(478, >= 2)`` with each crossed inner-lip pair moved to meet at its middle.
 
+    ``down``: the unit ``(2,)`` direction the gaps are measured along (default ``y``): a
+    canonical mesh, or pixels with the face's own down axis (a closed mouth that is
+    turned or tilted can cross by a pixel in the image, which folds the lip triangles).
     After :func:`mouth_reference` only small crossings are left (tracker noise, a driver
     pressing its lips harder than the source's rest), so the pair alone is moved.
     """
-    gaps = lip_gaps(canon)[:, 1]
+    axis = np.array([0.0, 1.0]) if down is None else np.asarray(down, np.float64)
+    upper, lower = list(tp.MOUTH_UPPER), list(tp.MOUTH_LOWER)
+    gaps = (points[lower, :2] - points[upper, :2]) @ axis
     crossed = gaps < 0.0
     if not crossed.any():
-        return canon
-    out = canon.copy()
-    half = 0.5 * np.where(crossed, gaps, 0.0)
-    out[list(tp.MOUTH_UPPER), 1] += half
-    out[list(tp.MOUTH_LOWER), 1] -= half
+        return points
+    out = points.copy()
+    half = 0.5 * np.where(crossed, gaps, 0.0)[:, None] * axis
+    out[upper, :2] += half
+    out[lower, :2] -= half
     return out
 
 
@@ -361,7 +374,9 @@ def target_mesh(
             rotation,
             frame.translation + frame.scale * motion.shift,
         )
-    return frame.to_pixels(canon)
+    pixels = frame.to_pixels(canon)
+    down = frame.rotation[:2, 1]
+    return part_lips(pixels, down / max(float(np.linalg.norm(down)), 1e-9))
 
 
 __all__ = [
