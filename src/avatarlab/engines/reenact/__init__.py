@@ -17,8 +17,8 @@ The interface every reenact engine keeps (the ``reenact`` task calls only this):
   face (the last pose is held), clamped head rotations.
 - Motion is relative to the driving clip's first frame, so output frame 0
   reproduces the source (except lips that part wider there than the source's: the
-  mouth moves relative to a closed one); an engine is causal (one frame in, one frame out), so the
-  same call serves a webcam.
+  mouth moves relative to a closed one); an engine is causal (one frame in, one
+  frame out), so the same call serves a webcam.
 - Engines declare ``drives = "motion"``: their ``render(avatar, driver)`` takes a
   :class:`MotionDriver` (a speech driver raises ``OptionError``) and
   ``render_stream(avatar, frames)`` takes camera frames instead of audio chunks.

@@ -244,8 +244,9 @@ class ReenactEngine:
 
         Frame 0 reproduces the source (motion is relative to the driving clip's first
         frame; a mouth open wider there than the source's is taken relative to it
-        closed, :func:`~avatarlab.engines.reenact.transfer.mouth_reference`). ``notes`` (if given) receives what happened: driving frames without a
-        face (the last pose is held there), clamped rotations.
+        closed, :func:`~avatarlab.engines.reenact.transfer.mouth_reference`). ``notes``
+        (if given) receives what happened: driving frames without a face (the last pose
+        is held there), clamped rotations.
 
         Raises:
             NoFaceError: no face in the driving image, or in any driving frame.
