@@ -436,8 +436,7 @@ def render_interior(
             bared = _smoothstep((gum_line - ly) / GUM_EDGE_CM)[..., None]
             low_gum = anchors[1] - LOWER_TEETH.heights[0] + LOWER_CROWN_CM
             low_bared = _smoothstep((ly - low_gum) / GUM_EDGE_CM)[..., None]
-            lower = lower.copy()
-            lower[..., :3] += low_bared * (gum - lower[..., :3])
+            lower[..., :3] += low_bared * (gum - lower[..., :3])  # strip() made it
         else:
             bared = _smoothstep((up_sym - ly) / GUM_EDGE_CM)[..., None]
         up_rgb = up_rgb + bared * (gum - up_rgb)
