@@ -536,7 +536,7 @@ def test_extreme_aspect_ratio_and_speech_engine_refused(tmp_path: Path, driving_
         )
 
 
-def test_teeth_anchors_follow_the_head_and_the_jaw_not_the_lips(driving_frames) -> None:
+def test_teeth_edges_follow_the_head_and_the_jaw_not_the_lips(driving_frames) -> None:
     """Unmoved face: the upper incisors' edge sits REST_SHOW_CM below the closed-lip line.
     Lips alone parting move neither row; the chin dropping 1 cm drops only the lower row."""
     from avatarlab.engines.reenact import render
@@ -548,38 +548,36 @@ def test_teeth_anchors_follow_the_head_and_the_jaw_not_the_lips(driving_frames) 
     src = layout.vertices[: T.NUM_MESH_POINTS].astype(np.float64)
     scale = float(np.linalg.norm(src[T.RIGHT_EYE_CORNERS[0]] - src[T.LEFT_EYE_CORNERS[0]])) / 9.0
 
-    def anchors(target: np.ndarray) -> tuple[float, float]:
+    def edges(target: np.ndarray) -> tuple[float, float]:
         g = mouth.MouthGeometry.from_points(target, scale)
-        up, low = render.teeth_anchors(layout, target, g)
+        edge, tips = render.teeth_edges(layout, target, g)
         line = 0.5 * (target[T.UPPER_LIP_INNER] + target[T.LOWER_LIP_INNER])
-        y0 = float((line - g.centre) @ g.ey) / g.scale  # anchors relative to the lips' line
-        return up - y0, low - y0
+        y0 = float((line - g.centre) @ g.ey) / g.scale  # relative to the lips' line
+        return edge - y0, tips - y0
 
-    up, low = anchors(src)
-    edge = up + mouth.UPPER_TEETH.heights[0]
+    edge, tips = edges(src)
     assert edge == pytest.approx(render.REST_SHOW_CM, abs=1e-6)
-    tips = low - mouth.LOWER_TEETH.heights[0]
     assert tips == pytest.approx(edge - render.OVERBITE_CM, abs=1e-6)
     down = np.array([0.0, scale])  # 1 cm down the image (the face is upright)
     parted = src.copy()
     parted[list(tp.MOUTH_LOWER)] += 0.5 * down
     parted[list(tp.MOUTH_UPPER)] -= 0.3 * down
     g0 = mouth.MouthGeometry.from_points(src, scale)
-    moved = render.teeth_anchors(layout, parted, mouth.MouthGeometry.from_points(parted, scale))
+    moved = render.teeth_edges(layout, parted, mouth.MouthGeometry.from_points(parted, scale))
     shift = float((mouth.MouthGeometry.from_points(parted, scale).centre - g0.centre) @ g0.ey)
-    ref = render.teeth_anchors(layout, src, g0)
+    ref = render.teeth_edges(layout, src, g0)
     assert moved[0] + shift / scale == pytest.approx(ref[0], abs=0.02)  # the skull's row stays
     assert moved[1] + shift / scale == pytest.approx(ref[1], abs=0.02)
     jaw = src.copy()
     jaw[T.CHIN] += down
-    dropped = render.teeth_anchors(layout, jaw, g0)
+    dropped = render.teeth_edges(layout, jaw, g0)
     assert dropped[0] == pytest.approx(ref[0], abs=0.02)
     assert dropped[1] - ref[1] == pytest.approx(1.0, abs=0.05)
 
 
 def test_a_toothy_smile_on_closed_lips_shows_teeth_not_a_dark_hole(driving_frames) -> None:
     """The driver smiles with its teeth (frame 28); the source (frame 0) has closed lips, so
-    the interior is painted. Hung from the head and the jaw (render.teeth_anchors), the
+    the interior is painted. Hung from the head and the jaw (render.teeth_edges), the
     teeth fill the opening the raised lip leaves: the mouth's inside (re-tracked) is about
     as bright as the real frame's own teeth (the lip-hung crowns left a dark cavity: 0.69)."""
     import cv2

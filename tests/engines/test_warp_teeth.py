@@ -189,22 +189,21 @@ def test_a_lopsided_smile_does_not_tilt_the_teeth(painted):
 
 
 def test_anchored_teeth_stay_where_the_skull_holds_them(painted):
-    """With ``anchors`` (reenact), the upper crowns hang from a line fixed to the head: a
+    """With ``teeth_edges`` (reenact), the upper crowns hang from a line fixed to the head: a
     wide opening whose lips are 1 cm from that line shows tooth from the upper lip down
     to the line's crown edge, then the lower row from the jaw's line; past a crown's
-    height the gum shows. Without anchors the crowns hang from the lip, cavity below."""
+    height the gum shows. Without edges the crowns hang from the lip, cavity below."""
     _, avatar = painted
     g = _geometry(avatar, WIDE)
     up, low = (float(v[0]) for v in g.lip_y(np.array([0.0])))
     texture = avatar.textures[0]
-    h_up, h_low = mouth.UPPER_TEETH.heights[0], mouth.LOWER_TEETH.heights[0]
     edge = up + 0.8  # the upper incisors' edge, 0.8 cm below the raised lip
     tips = edge - 0.2  # the lower tips, behind the upper crowns
-    anchors = (edge - h_up, tips + h_low)
+    edges = (edge, tips)
 
     def column(anchored: bool) -> np.ndarray:
         canvas = np.full((512, 512, 3), 150, np.uint8)
-        mouth.render_interior(canvas, g, texture, 1.0, 0.0, anchors if anchored else None)
+        mouth.render_interior(canvas, g, texture, 1.0, 0.0, edges if anchored else None)
         depth = np.arange(0.05, low - up - 0.05, 0.02)
         return mouth.luminance(_sample(canvas, g, np.stack([0.3 + 0 * depth, up + depth], -1)))
 
@@ -216,7 +215,7 @@ def test_anchored_teeth_stay_where_the_skull_holds_them(painted):
     assert np.median(lum_skull[(depth > 0.6) & (depth < 0.75)]) > 0.8 * tooth
     assert np.median(lum_skull[(depth > 0.85) & (depth < 1.0)]) > 0.6 * tooth
     # A lip raised beyond the crown's height bares the gum, darker and redder than tooth.
-    high = (edge + 0.6 - h_up, tips + 0.6 + h_low)  # gum line 0.35 cm under the lip
+    high = (edge + 0.6, tips + 0.6)  # gum line 0.35 cm under the lip
     canvas = np.full((512, 512, 3), 150, np.uint8)
     mouth.render_interior(canvas, g, texture, 1.0, 0.0, high)
     gum = _sample(canvas, g, np.array([[0.3, up + 0.15]]))[0]

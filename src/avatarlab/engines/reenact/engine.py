@@ -429,7 +429,6 @@ class _Session:
                 scale,
                 self.avatar.texture,
                 face.gap,
-                face.layout.step,
                 face.layout,
             )
         return out

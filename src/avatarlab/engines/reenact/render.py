@@ -49,8 +49,6 @@ from avatarlab.engines.warp import topology as tp
 from avatarlab.engines.warp.lids import MEET, LidLayer
 from avatarlab.engines.warp.mouth import (
     EDGE_SOFTNESS_PX,
-    LOWER_TEETH,
-    UPPER_TEETH,
     MouthGeometry,
     MouthTexture,
     render_interior,
@@ -640,10 +638,11 @@ def _draw_lids(
         view[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
-def teeth_anchors(
+def teeth_edges(
     layout: SourceLayout, target: np.ndarray, geometry: MouthGeometry
 ) -> tuple[float, float]:
-    """Where painted teeth hang in ``geometry``'s mouth frame (cm): ``(upper, lower)``.
+    """Where painted teeth end in ``geometry``'s mouth frame (cm, ``y`` down): the upper
+    incisors' edge and the lower ones' tips.
 
     The upper teeth move with the head: their edge sits ``REST_SHOW_CM`` below the
     source's closed-lip line (the mid-point of the inner lips) moved by the similarity
@@ -661,8 +660,7 @@ def teeth_anchors(
     line = moved(0.5 * (src[T.UPPER_LIP_INNER] + src[T.LOWER_LIP_INNER]))
     edge = float((line - geometry.centre) @ geometry.ey) / geometry.scale + REST_SHOW_CM
     jaw = float((target[T.CHIN] - moved(src[T.CHIN])) @ geometry.ey) / geometry.scale
-    tips = edge - OVERBITE_CM + max(jaw, 0.0)
-    return edge - UPPER_TEETH.heights[0], tips + LOWER_TEETH.heights[0]
+    return edge, edge - OVERBITE_CM + max(jaw, 0.0)
 
 
 def draw_mouth(
@@ -671,17 +669,16 @@ def draw_mouth(
     scale: float,
     texture: MouthTexture,
     source_gap: float,
-    step: float,
-    layout: SourceLayout | None = None,
+    layout: SourceLayout,
 ) -> float:
     """Draw the interior between the target lips when they part beyond the source's; gap (cm).
 
-    Given the source ``layout``, painted teeth stay with the head and the jaw
-    (:func:`teeth_anchors`) instead of riding on the lips.
+    Painted teeth stay with the head and the jaw of the source ``layout``
+    (:func:`teeth_edges`) instead of riding on the lips.
     """
     geometry = MouthGeometry.from_points(target, scale)
     gap = geometry.gap()
     if gap > max(source_gap, 0.0) + MIN_GAP_CM:
-        anchors = None if layout is None else teeth_anchors(layout, target, geometry)
-        render_interior(out, geometry, texture, 1.0, EDGE_SOFTNESS_PX * step, anchors)
+        edges = teeth_edges(layout, target, geometry)
+        render_interior(out, geometry, texture, 1.0, EDGE_SOFTNESS_PX * layout.step, edges)
     return gap

@@ -267,22 +267,44 @@ class MotionSignal:
 
 
 @lru_cache(maxsize=1)
+def _canonical_jaw() -> tuple[np.ndarray, np.ndarray]:
+    """The canonical face under the rig ``(468, 3)``: jaw at rest, and fully open."""
+    rig = FaceRig(CANONICAL_FACE_3D)
+    return (
+        rig.deform(Pose(jaw_open=0.0, lip_closed=0.0)),
+        rig.deform(Pose(jaw_open=1.0, lip_closed=0.0)),
+    )
+
+
 def _open_jaw_gap() -> float:
     """Inner-lip gap (cm) of the canonical face with the rig's jaw fully open."""
-    rig = FaceRig(CANONICAL_FACE_3D)
-    return float(lip_gaps(rig.deform(Pose(jaw_open=1.0, lip_closed=0.0)))[4, 1])
+    return float(lip_gaps(_canonical_jaw()[1])[4, 1])
 
 
 @lru_cache(maxsize=1)
 def _jaw_field() -> tuple[np.ndarray, np.ndarray]:
     """The rig's full jaw opening on the canonical face: ``(478, 3)`` canonical change
     (cm) and ``(9,)`` how much it parts each inner-lip pair (cm, ``tp.MOUTH_UPPER`` order)."""
-    rig = FaceRig(CANONICAL_FACE_3D)
-    rest = rig.deform(Pose(jaw_open=0.0, lip_closed=0.0))
-    opened = rig.deform(Pose(jaw_open=1.0, lip_closed=0.0))
+    rest, opened = _canonical_jaw()
     field = np.zeros((N_POINTS, 3))
     field[: tp.N_FACE] = opened - rest
     return field, lip_gaps(opened)[:, 1] - lip_gaps(rest)[:, 1]
+
+
+_DOWN = np.array([0.0, 1.0])
+"""Canonical ``y``: down the face."""
+
+
+def _set_lip_gaps(points: np.ndarray, gaps: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """``points`` ``(478, >= 2)`` with each inner-lip pair's gap along the unit ``axis``
+    set to ``gaps`` ``(9,)``, both lips moving by half the change (a new array)."""
+    upper, lower = list(tp.MOUTH_UPPER), list(tp.MOUTH_LOWER)
+    now = (points[lower, :2] - points[upper, :2]) @ axis
+    half = 0.5 * (now - gaps)[:, None] * axis
+    out = points.copy()
+    out[upper, :2] += half
+    out[lower, :2] -= half
+    return out
 
 
 def mouth_reference(reference: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -299,11 +321,8 @@ def mouth_reference(reference: np.ndarray, source: np.ndarray) -> np.ndarray:
     excess = float(lip_gaps(reference)[4, 1] - lip_gaps(source)[4, 1])
     if excess <= MOUTH_MARGIN_CM:
         return reference
-    out = reference - (excess / per_unit[4]) * field
-    residual = 0.5 * (lip_gaps(out)[:, 1] - lip_gaps(source)[:, 1])
-    out[list(tp.MOUTH_UPPER), 1] += residual
-    out[list(tp.MOUTH_LOWER), 1] -= residual
-    return out
+    closed = reference - (excess / per_unit[4]) * field
+    return _set_lip_gaps(closed, lip_gaps(source)[:, 1], _DOWN)
 
 
 def part_lips(points: np.ndarray, down: np.ndarray | None = None) -> np.ndarray:
@@ -315,17 +334,11 @@ def part_lips(points: np.ndarray, down: np.ndarray | None = None) -> np.ndarray:
     After :func:`mouth_reference` only small crossings are left (tracker noise, a driver
     pressing its lips harder than the source's rest), so the pair alone is moved.
     """
-    axis = np.array([0.0, 1.0]) if down is None else np.asarray(down, np.float64)
-    upper, lower = list(tp.MOUTH_UPPER), list(tp.MOUTH_LOWER)
-    gaps = (points[lower, :2] - points[upper, :2]) @ axis
-    crossed = gaps < 0.0
-    if not crossed.any():
+    axis = _DOWN if down is None else np.asarray(down, np.float64)
+    gaps = (points[list(tp.MOUTH_LOWER), :2] - points[list(tp.MOUTH_UPPER), :2]) @ axis
+    if gaps.min() >= 0.0:
         return points
-    out = points.copy()
-    half = 0.5 * np.where(crossed, gaps, 0.0)[:, None] * axis
-    out[upper, :2] += half
-    out[lower, :2] -= half
-    return out
+    return _set_lip_gaps(points, np.maximum(gaps, 0.0), axis)
 
 
 def lids_delta(canon: np.ndarray, closure: float) -> np.ndarray:

@@ -357,18 +357,18 @@ def render_interior(
     texture: MouthTexture,
     teeth: float = 1.0,
     softness: float = EDGE_SOFTNESS_PX,
-    anchors: tuple[float, float] | None = None,
+    teeth_edges: tuple[float, float] | None = None,
 ) -> None:
     """Draw ``texture`` inside the inner-lip polygon of ``geometry`` into ``out`` (in place).
 
     ``out``: RGB uint8 frame. ``teeth`` in [0, 1]: 0 lets the lips slide over the
     teeth by ``TEETH_HIDE_CM`` (rounded vowels, /f/), 1 shows them fully.
     ``softness``: Gaussian sigma (pixels) of the edge of the interior.
-    ``anchors``: painted textures only, ``(upper, lower)`` mouth-frame ``y`` (cm, down
-    from the centre) of the lines the upper and lower strips hang from instead of the
-    lips: the upper teeth then stay with the skull and the lower with the jaw, so a
-    lip raised in a smile bares more tooth (up to ``UPPER_CROWN_CM``, then gum) instead
-    of carrying the teeth up and leaving a dark cavity.
+    ``teeth_edges``: painted textures only, mouth-frame ``y`` (cm, down from the centre)
+    of the upper incisors' edge and the lower ones' tips. The strips then hang from
+    those instead of the lips: the upper teeth stay with the skull and the lower with
+    the jaw, so a lip raised in a smile bares more tooth (up to ``UPPER_CROWN_CM``, then
+    gum) instead of carrying the teeth up and leaving a dark cavity.
     """
     g = geometry
     h, w = out.shape[:2]
@@ -397,10 +397,12 @@ def render_interior(
         # rises above that line, it bares the gum.
         up_sym = 0.5 * (up + np.interp(-lx, g.upper[:, 0], g.upper[:, 1]))
         low_sym = 0.5 * (low + np.interp(-lx, g.lower[:, 0], g.lower[:, 1]))
-        if anchors is not None:
-            # Hung from the skull and the jaw: depths above the upper line (below the
-            # lower) read the strips' first row, i.e. more of the same crowns.
-            t_up, t_low = ly - anchors[0], anchors[1] - ly
+        if teeth_edges is not None:
+            # Hung from the skull and the jaw: depths above the upper strip's top (below
+            # the lower's bottom) read the strips' first row, i.e. more of the same crowns.
+            edge, tips = teeth_edges
+            t_up = ly - (edge - UPPER_TEETH.heights[0])
+            t_low = (tips + LOWER_TEETH.heights[0]) - ly
         else:
             t_up, t_low = np.maximum(ly - up_sym, 0.0), np.maximum(low_sym - ly, 0.0)
     else:
@@ -431,10 +433,9 @@ def render_interior(
     up_rgb = upper[..., :3]
     if painted:
         gum = np.minimum(GUM_LIGHTNESS * texture.cavity, 255.0)
-        if anchors is not None:
-            gum_line = anchors[0] + UPPER_TEETH.heights[0] - UPPER_CROWN_CM
-            bared = _smoothstep((gum_line - ly) / GUM_EDGE_CM)[..., None]
-            low_gum = anchors[1] - LOWER_TEETH.heights[0] + LOWER_CROWN_CM
+        if teeth_edges is not None:
+            bared = _smoothstep((teeth_edges[0] - UPPER_CROWN_CM - ly) / GUM_EDGE_CM)[..., None]
+            low_gum = teeth_edges[1] + LOWER_CROWN_CM
             low_bared = _smoothstep((ly - low_gum) / GUM_EDGE_CM)[..., None]
             lower[..., :3] += low_bared * (gum - lower[..., :3])  # strip() made it
         else:
